@@ -1,0 +1,259 @@
+//! The data directory and its registry of knowledge bases.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use luodi_core::{Backend, Error, KbStats, Result, SearchHit, SearchQuery};
+use luodi_index::{AnalyzerConfig, EmbeddedStore, StoreOptions};
+use luodi_ingest::ChunkConfig;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+const REGISTRY_MIGRATIONS: &[&str] = &["
+    CREATE TABLE kbs(
+        name TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        config TEXT NOT NULL
+    );
+"];
+
+/// Settings fixed when a knowledge base is created.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct KbConfig {
+    pub analyzer: AnalyzerConfig,
+    pub target_chars: usize,
+    pub max_chars: usize,
+    pub overlap_chars: usize,
+}
+
+impl Default for KbConfig {
+    fn default() -> Self {
+        let c = ChunkConfig::default();
+        KbConfig {
+            analyzer: AnalyzerConfig::default(),
+            target_chars: c.target_chars,
+            max_chars: c.max_chars,
+            overlap_chars: c.overlap_chars,
+        }
+    }
+}
+
+impl KbConfig {
+    pub fn chunk_config(&self) -> ChunkConfig {
+        ChunkConfig {
+            target_chars: self.target_chars,
+            max_chars: self.max_chars,
+            overlap_chars: self.overlap_chars,
+        }
+    }
+}
+
+/// A knowledge base as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KbInfo {
+    pub name: String,
+    pub created_at: i64,
+    pub config: KbConfig,
+}
+
+/// A data directory.
+pub struct Home {
+    root: PathBuf,
+    registry: Mutex<Connection>,
+}
+
+fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::internal(context, e)
+}
+
+/// Checks a knowledge-base name: letters (any script), digits, `-` and `_`, 1–64 characters.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "invalid knowledge base name {name:?}: use 1-64 letters, digits, '-' or '_' (not starting with '-')"
+        )))
+    }
+}
+
+impl Home {
+    /// Opens (creating if needed) the data directory at `root`.
+    pub fn open(root: &Path) -> Result<Home> {
+        std::fs::create_dir_all(root.join("kb")).map_err(|e| Error::io(root, e))?;
+        let path = root.join("luodi.sqlite");
+        let mut conn = Connection::open(&path).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("registry"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql("registry"))?;
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(sql("registry"))? as usize;
+        if version > REGISTRY_MIGRATIONS.len() {
+            return Err(Error::Corrupt {
+                path,
+                reason: format!("registry schema version {version} is newer than this luodi; upgrade luodi"),
+            });
+        }
+        for (i, m) in REGISTRY_MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction().map_err(sql("registry"))?;
+            tx.execute_batch(m).map_err(sql("registry migration"))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(sql("registry"))?;
+            tx.commit().map_err(sql("registry"))?;
+        }
+        Ok(Home {
+            root: root.to_owned(),
+            registry: Mutex::new(conn),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn kb_dir(&self, name: &str) -> PathBuf {
+        self.root.join("kb").join(name)
+    }
+
+    fn registry(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+        self.registry
+            .lock()
+            .map_err(|_| Error::internal("registry", "lock poisoned"))
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<KbInfo>> {
+        let row: Option<(i64, String)> = self
+            .registry()?
+            .query_row("SELECT created_at, config FROM kbs WHERE name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(sql("registry"))?;
+        match row {
+            None => Ok(None),
+            Some((created_at, cfg)) => Ok(Some(KbInfo {
+                name: name.to_owned(),
+                created_at,
+                config: serde_json::from_str(&cfg).map_err(|e| Error::Corrupt {
+                    path: self.root.join("luodi.sqlite"),
+                    reason: format!("config of {name}: {e}"),
+                })?,
+            })),
+        }
+    }
+
+    /// Creates a knowledge base. Its store is created before it is registered, so a crash
+    /// leaves at worst an unregistered directory that the next create reuses.
+    pub fn create(&self, name: &str, config: KbConfig) -> Result<KbInfo> {
+        validate_name(name)?;
+        if self.get(name)?.is_some() {
+            return Err(Error::KbExists(name.to_owned()));
+        }
+        let dir = self.kb_dir(name);
+        if dir.exists() {
+            // leftover of a crashed create or delete: not registered, so not anyone's data
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        EmbeddedStore::open(&dir, store_options(&config))?;
+        let created_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let cfg = serde_json::to_string(&config).map_err(|e| Error::internal("config", e))?;
+        self.registry()?
+            .execute(
+                "INSERT INTO kbs(name, created_at, config) VALUES(?1, ?2, ?3)",
+                params![name, created_at, cfg],
+            )
+            .map_err(sql("registry"))?;
+        Ok(KbInfo {
+            name: name.to_owned(),
+            created_at,
+            config,
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<KbInfo>> {
+        let names: Vec<String> = {
+            let reg = self.registry()?;
+            let mut st = reg.prepare("SELECT name FROM kbs ORDER BY name").map_err(sql("registry"))?;
+            let rows = st.query_map([], |r| r.get(0)).map_err(sql("registry"))?;
+            rows.collect::<std::result::Result<_, _>>().map_err(sql("registry"))?
+        };
+        let mut out = Vec::new();
+        for n in names {
+            if let Some(info) = self.get(&n)? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a knowledge base: unregistered first (atomic), then its directory removed.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        if self.get(name)?.is_none() {
+            return Err(Error::UnknownKb(name.to_owned()));
+        }
+        self.registry()?
+            .execute("DELETE FROM kbs WHERE name = ?1", [name])
+            .map_err(sql("registry"))?;
+        let dir = self.kb_dir(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Opens a registered knowledge base.
+    pub fn open_kb(&self, name: &str) -> Result<Kb> {
+        let info = self.get(name)?.ok_or_else(|| Error::UnknownKb(name.to_owned()))?;
+        let store = EmbeddedStore::open(&self.kb_dir(name), store_options(&info.config))?;
+        Ok(Kb { info, store })
+    }
+}
+
+pub(crate) fn store_options(config: &KbConfig) -> StoreOptions {
+    StoreOptions {
+        analyzer: config.analyzer,
+        ..StoreOptions::default()
+    }
+}
+
+/// An open knowledge base.
+pub struct Kb {
+    pub info: KbInfo,
+    pub store: EmbeddedStore,
+}
+
+impl Kb {
+    /// Opens a store directly (for throw-away evaluation stores outside any registry).
+    pub fn open_at(dir: &Path, name: &str, config: KbConfig) -> Result<Kb> {
+        let store = EmbeddedStore::open(dir, store_options(&config))?;
+        Ok(Kb {
+            info: KbInfo {
+                name: name.to_owned(),
+                created_at: 0,
+                config,
+            },
+            store,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        self.store.search(query)
+    }
+
+    pub fn stats(&self) -> Result<KbStats> {
+        self.store.stats()
+    }
+}

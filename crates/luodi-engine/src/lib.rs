@@ -1,0 +1,15 @@
+//! The luodi engine: knowledge bases as a library, with no HTTP or CLI code in it.
+//!
+//! [`Home`] is a data directory (`$LUODI_HOME`): a registry of knowledge bases in
+//! `luodi.sqlite` and one store per knowledge base under `kb/<name>/`. A [`Kb`] ingests folders
+//! incrementally ([`ingest`]), searches, and exports/imports itself ([`backup`]). The answering
+//! pipeline (retrieval fusion, evidence selection, grounded generation) grows here too; the
+//! server and the CLI only translate their inputs into calls on this crate.
+
+pub mod backup;
+pub mod home;
+pub mod ingest;
+
+pub use home::{Home, Kb, KbConfig, KbInfo};
+pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress};
+pub use luodi_core::{Error, Result};

@@ -1,0 +1,319 @@
+//! `luodi eval retrieval`: MRR@10, Recall@k, nDCG@10 and latency on a retrieval folder
+//! (`corpus.jsonl`, `queries.jsonl`, `qrels.tsv` or `qrels.<split>.tsv`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use luodi_core::{Error, Result, SearchQuery, SourceState};
+use luodi_engine::{Kb, KbConfig};
+use luodi_ingest::{Block, Extracted};
+use serde::Serialize;
+
+use crate::{quantile, Half};
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct RetrievalEval {
+    pub data: PathBuf,
+    pub split: Option<String>,
+    pub half: Option<Half>,
+    pub limit: Option<usize>,
+    pub mode: String,
+    pub config: KbConfig,
+    /// Where throw-away stores are cached (keyed by corpus content and settings).
+    pub cache_dir: PathBuf,
+    /// Index the `title` field of the corpus too.
+    pub use_titles: bool,
+}
+
+/// The metrics, as printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievalReport {
+    pub data: String,
+    pub mode: String,
+    pub split: String,
+    pub half: String,
+    pub queries: usize,
+    pub corpus: usize,
+    #[serde(rename = "mrr@10")]
+    pub mrr10: f64,
+    #[serde(rename = "recall@1")]
+    pub recall1: f64,
+    #[serde(rename = "recall@5")]
+    pub recall5: f64,
+    #[serde(rename = "recall@10")]
+    pub recall10: f64,
+    #[serde(rename = "recall@50")]
+    pub recall50: f64,
+    #[serde(rename = "ndcg@10")]
+    pub ndcg10: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub index_seconds: f64,
+    pub index_cached: bool,
+    pub analyzer: String,
+}
+
+fn bad(path: &Path, line: usize, why: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!("{}: line {line}: {why}", path.display()))
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(serde_json::Value::Object(o)) => out.push(o),
+            Ok(_) => return Err(bad(path, i + 1, "not a JSON object")),
+            Err(e) => return Err(bad(path, i + 1, e)),
+        }
+    }
+    Ok(out)
+}
+
+fn field(o: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<String> {
+    match o.get(k)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// qrels by query id: doc id → grade, with the split each file stands for.
+fn read_qrels(dir: &Path) -> Result<Vec<(Option<String>, HashMap<String, HashMap<String, f64>>)>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "qrels.tsv" {
+            files.push((None, e.path()));
+        } else if let Some(split) = name.strip_prefix("qrels.").and_then(|s| s.strip_suffix(".tsv")) {
+            files.push((Some(split.to_owned()), e.path()));
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::InvalidInput(format!("{}: no qrels.tsv or qrels.<split>.tsv", dir.display())));
+    }
+    let mut out = Vec::new();
+    for (split, path) in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let mut q: HashMap<String, HashMap<String, f64>> = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if line.trim().is_empty() || (i == 0 && cols.first().is_some_and(|c| c.contains("query"))) {
+                continue;
+            }
+            if cols.len() < 2 {
+                return Err(bad(&path, i + 1, "expected query-id, corpus-id, score"));
+            }
+            let grade = cols.get(2).and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(1.0);
+            if grade > 0.0 {
+                q.entry(cols[0].to_owned()).or_default().insert(cols[1].trim().to_owned(), grade);
+            }
+        }
+        out.push((split, q));
+    }
+    Ok(out)
+}
+
+fn cache_key(corpus: &[u8], cfg: &KbConfig, use_titles: bool) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(corpus);
+    h.update(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
+    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 2]);
+    h.finalize().to_hex()[..24].to_string()
+}
+
+/// Builds (or reuses) the evaluation store for a corpus. Returns the KB, the corpus size,
+/// index seconds and whether it was cached.
+pub fn corpus_kb(data: &Path, cfg: KbConfig, cache_dir: &Path, use_titles: bool) -> Result<(Kb, usize, f64, bool)> {
+    let corpus_path = data.join("corpus.jsonl");
+    let bytes = std::fs::read(&corpus_path).map_err(|e| Error::io(&corpus_path, e))?;
+    let key = cache_key(&bytes, &cfg, use_titles);
+    let dir = cache_dir.join(format!("retrieval-{key}"));
+    let done = dir.join("complete.json");
+    if let Ok(s) = std::fs::read_to_string(&done) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
+            let kb = Kb::open_at(&dir, "eval", cfg)?;
+            let n = v["corpus"].as_u64().unwrap_or(0) as usize;
+            return Ok((kb, n, v["index_seconds"].as_f64().unwrap_or(0.0), true));
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    let started = Instant::now();
+    let rows = read_jsonl(&corpus_path)?;
+    let mut docs = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let id = field(r, "id").ok_or_else(|| bad(&corpus_path, i + 1, "no \"id\""))?;
+        let text = field(r, "text").ok_or_else(|| bad(&corpus_path, i + 1, "no \"text\""))?;
+        let title = if use_titles { field(r, "title") } else { None };
+        docs.push(Extracted {
+            record: Some(id),
+            title,
+            blocks: vec![Block::paragraph(luodi_text::clean(&text), Default::default())],
+            metadata: BTreeMap::new(),
+        });
+    }
+    let n = docs.len();
+    let kb = Kb::open_at(&dir, "eval", cfg)?;
+    kb.put_documents(
+        SourceState {
+            path: "corpus".into(),
+            content_hash: key.clone(),
+            size: bytes.len() as u64,
+            mtime: 0,
+        },
+        docs,
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    let marker = serde_json::json!({"corpus": n, "index_seconds": secs});
+    std::fs::write(&done, marker.to_string()).map_err(|e| Error::io(&done, e))?;
+    Ok((kb, n, secs, false))
+}
+
+pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
+    if ev.mode != "bm25" {
+        return Err(Error::InvalidInput(format!(
+            "--mode {}: only bm25 is available until embeddings land (dense and hybrid retrieval)",
+            ev.mode
+        )));
+    }
+    let data = &ev.data;
+    let queries_path = data.join("queries.jsonl");
+    let queries = read_jsonl(&queries_path)?;
+    let qrels_files = read_qrels(data)?;
+    // which qrels apply: the split's file, or every file
+    let mut qrels: HashMap<String, HashMap<String, f64>> = HashMap::new();
+    for (split, q) in &qrels_files {
+        let take = match (&ev.split, split) {
+            (None, _) => true,
+            (Some(want), Some(s)) => want == s,
+            (Some(_), None) => true,
+        };
+        if take {
+            for (k, v) in q {
+                qrels.entry(k.clone()).or_default().extend(v.clone());
+            }
+        }
+    }
+    let split_files: HashSet<&str> = qrels_files.iter().filter_map(|(s, _)| s.as_deref()).collect();
+    let mut selected = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        let id = field(q, "id").ok_or_else(|| bad(&queries_path, i + 1, "no \"id\""))?;
+        let text = field(q, "text").ok_or_else(|| bad(&queries_path, i + 1, "no \"text\""))?;
+        if let Some(want) = &ev.split {
+            let by_field = field(q, "split").is_some_and(|s| &s == want);
+            let by_file = split_files.contains(want.as_str()) && qrels.contains_key(&id);
+            if !by_field && !by_file {
+                continue;
+            }
+        }
+        if ev.half.is_some_and(|h| !h.contains(&id)) {
+            continue;
+        }
+        if let Some(rel) = qrels.get(&id) {
+            selected.push((id, text, rel.clone()));
+        }
+    }
+    if let Some(n) = ev.limit {
+        selected.truncate(n);
+    }
+    if selected.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: no queries with qrels for split {:?}",
+            data.display(),
+            ev.split
+        )));
+    }
+    let (kb, corpus, index_seconds, cached) = corpus_kb(data, ev.config, &ev.cache_dir, ev.use_titles)?;
+    let prefix = "corpus#";
+    let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut lat = Vec::with_capacity(selected.len());
+    for (_, text, rel) in &selected {
+        let t = Instant::now();
+        let ids = kb.store.search_ids(&SearchQuery {
+            text: text.clone(),
+            k: 200,
+            ..Default::default()
+        })?;
+        let hits = kb.store.fetch(&ids)?;
+        // chunk hits → documents, best chunk first
+        let mut ranked: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for h in hits {
+            let id = h.doc_key.strip_prefix(prefix).unwrap_or(&h.doc_key).to_owned();
+            if seen.insert(id.clone()) {
+                ranked.push(id);
+            }
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let nrel = rel.len() as f64;
+        let found = |k: usize| ranked.iter().take(k).filter(|d| rel.contains_key(*d)).count() as f64 / nrel;
+        if let Some(pos) = ranked.iter().take(10).position(|d| rel.contains_key(d)) {
+            mrr += 1.0 / (pos as f64 + 1.0);
+        }
+        r1 += found(1);
+        r5 += found(5);
+        r10 += found(10);
+        r50 += found(50);
+        let dcg: f64 = ranked
+            .iter()
+            .take(10)
+            .enumerate()
+            .map(|(i, d)| rel.get(d).map_or(0.0, |g| (2f64.powf(*g) - 1.0) / (i as f64 + 2.0).log2()))
+            .sum();
+        let mut grades: Vec<f64> = rel.values().copied().collect();
+        grades.sort_by(|a, b| b.total_cmp(a));
+        let idcg: f64 = grades
+            .iter()
+            .take(10)
+            .enumerate()
+            .map(|(i, g)| (2f64.powf(*g) - 1.0) / (i as f64 + 2.0).log2())
+            .sum();
+        if idcg > 0.0 {
+            ndcg += dcg / idcg;
+        }
+    }
+    let n = selected.len() as f64;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let a = ev.config.analyzer;
+    Ok(RetrievalReport {
+        data: data.display().to_string(),
+        mode: ev.mode.clone(),
+        split: ev.split.clone().unwrap_or_else(|| "all".into()),
+        half: match ev.half {
+            None => "all".into(),
+            Some(Half::Tune) => "tune".into(),
+            Some(Half::Report) => "report".into(),
+        },
+        queries: selected.len(),
+        corpus,
+        mrr10: mrr / n,
+        recall1: r1 / n,
+        recall5: r5 / n,
+        recall10: r10 / n,
+        recall50: r50 / n,
+        ndcg10: ndcg / n,
+        p50_ms: quantile(&lat, 0.5),
+        p95_ms: quantile(&lat, 0.95),
+        p99_ms: quantile(&lat, 0.99),
+        index_seconds,
+        index_cached: cached,
+        analyzer: format!(
+            "{}{}{}",
+            if a.words { "w" } else { "" },
+            if a.unigrams { "u" } else { "" },
+            if a.bigrams { "b" } else { "" }
+        ),
+    })
+}

@@ -1,0 +1,257 @@
+//! The Chinese analyzer behind BM25.
+//!
+//! Text is folded first (NFKC, lowercase, 繁→简, so 臺灣 meets 台湾 and ＶＰＮ meets vpn), then
+//! cut into terms: jieba search-mode words, and optionally character unigrams and bigrams of
+//! every run of Han characters. Words give precision on vocabulary jieba knows; bigrams give
+//! recall on names, abbreviations and colloquial spellings it does not. Latin and digit runs
+//! are kept as lowercase words. The same function analyzes documents and queries.
+
+use luodi_text::{fold_for_search, Segmenter};
+use serde::{Deserialize, Serialize};
+
+/// Which terms the analyzer emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalyzerConfig {
+    pub words: bool,
+    pub unigrams: bool,
+    pub bigrams: bool,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        // words + unigrams + bigrams measured best on the tuning halves of all five
+        // retrieval sets (see ARCHITECTURE.md, "Analyzer")
+        AnalyzerConfig {
+            words: true,
+            unigrams: true,
+            bigrams: true,
+        }
+    }
+}
+
+impl AnalyzerConfig {
+    /// A short stable name, used to register the tantivy tokenizer.
+    pub fn name(&self) -> String {
+        format!(
+            "luodi_w{}u{}b{}",
+            self.words as u8, self.unigrams as u8, self.bigrams as u8
+        )
+    }
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+fn is_term_char(c: char) -> bool {
+    c.is_alphanumeric()
+}
+
+/// Question and function words that say how a question is asked, not what it is about.
+/// Dropped from queries (never from documents) when the query has other terms.
+const QUERY_STOPWORDS: &[&str] = &[
+    "的", "了", "是", "吗", "呢", "吧", "啊", "么", "什么", "什", "多少", "哪", "哪些", "哪个", "哪里",
+    "谁", "几", "怎么", "怎样", "如何", "为什么", "为何", "请问", "有", "在", "和", "与", "及", "或",
+    "被", "把", "对", "中", "上", "这", "那", "个", "些", "一个", "么的", "是什", "什么是", "的是", "是多",
+    "是哪", "是谁", "有多", "有哪", "多少的", "呢？", "吗？",
+];
+
+pub fn is_query_stopword(term: &str) -> bool {
+    QUERY_STOPWORDS.contains(&term)
+}
+
+/// A token with its byte span in the folded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub text: String,
+    pub from: usize,
+    pub to: usize,
+}
+
+/// The analyzer. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Analyzer {
+    pub config: AnalyzerConfig,
+    segmenter: Segmenter,
+}
+
+impl Analyzer {
+    pub fn new(config: AnalyzerConfig) -> Self {
+        Analyzer {
+            config,
+            segmenter: Segmenter::shared().clone(),
+        }
+    }
+
+    pub fn with_segmenter(config: AnalyzerConfig, segmenter: Segmenter) -> Self {
+        Analyzer { config, segmenter }
+    }
+
+    /// Folds and analyzes `text`; spans refer to the folded text.
+    pub fn analyze(&self, text: &str) -> Vec<Term> {
+        let folded = fold_for_search(text);
+        self.analyze_folded(&folded)
+    }
+
+    /// Analyzes text that is already folded.
+    pub fn analyze_folded(&self, folded: &str) -> Vec<Term> {
+        let mut out = Vec::new();
+        let base = folded.as_ptr() as usize;
+        if self.config.words {
+            for w in self.segmenter.cut_for_search(folded) {
+                if !w.chars().any(is_term_char) {
+                    continue;
+                }
+                let from = w.as_ptr() as usize - base;
+                // Latin and digit words are indexed even when n-grams are on; Han words only
+                // when longer than one char if unigrams already cover them.
+                let han_single = w.chars().count() == 1 && w.chars().all(is_han);
+                if han_single && self.config.unigrams {
+                    continue;
+                }
+                out.push(Term {
+                    text: w.to_owned(),
+                    from,
+                    to: from + w.len(),
+                });
+            }
+        }
+        let cfg = self.config;
+        let chars: Vec<(usize, char)> = folded.char_indices().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let (pos, c) = chars[i];
+            if is_han(c) {
+                let start = i;
+                while i < chars.len() && is_han(chars[i].1) {
+                    i += 1;
+                }
+                let run = &chars[start..i];
+                let end_of = |k: usize| run[k].0 + run[k].1.len_utf8();
+                // a lone Han character needs a term of its own unless jieba gave it one
+                let lone = run.len() == 1 && !cfg.words;
+                if cfg.unigrams || lone {
+                    for (k, (p, ch)) in run.iter().enumerate() {
+                        out.push(Term {
+                            text: ch.to_string(),
+                            from: *p,
+                            to: end_of(k),
+                        });
+                    }
+                }
+                if cfg.bigrams {
+                    for k in 0..run.len().saturating_sub(1) {
+                        out.push(Term {
+                            text: folded[run[k].0..end_of(k + 1)].to_owned(),
+                            from: run[k].0,
+                            to: end_of(k + 1),
+                        });
+                    }
+                }
+            } else if !cfg.words && is_term_char(c) {
+                while i < chars.len() && is_term_char(chars[i].1) && !is_han(chars[i].1) {
+                    i += 1;
+                }
+                let end = chars.get(i).map_or(folded.len(), |x| x.0);
+                out.push(Term {
+                    text: folded[pos..end].to_owned(),
+                    from: pos,
+                    to: end,
+                });
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Term strings only.
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        self.analyze(text).into_iter().map(|t| t.text).collect()
+    }
+}
+
+/// tantivy adapter.
+#[derive(Clone)]
+pub(crate) struct TantivyAnalyzer {
+    pub analyzer: Analyzer,
+    tokens: Vec<tantivy::tokenizer::Token>,
+}
+
+impl TantivyAnalyzer {
+    pub fn new(analyzer: Analyzer) -> Self {
+        TantivyAnalyzer {
+            analyzer,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+pub(crate) struct VecTokenStream<'a> {
+    tokens: &'a mut [tantivy::tokenizer::Token],
+    idx: usize,
+}
+
+impl tantivy::tokenizer::TokenStream for VecTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        if self.idx < self.tokens.len() {
+            self.idx += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn token(&self) -> &tantivy::tokenizer::Token {
+        &self.tokens[self.idx - 1]
+    }
+    fn token_mut(&mut self) -> &mut tantivy::tokenizer::Token {
+        &mut self.tokens[self.idx - 1]
+    }
+}
+
+impl tantivy::tokenizer::Tokenizer for TantivyAnalyzer {
+    type TokenStream<'a> = VecTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream<'a> {
+        self.tokens.clear();
+        for (position, t) in self.analyzer.analyze(text).into_iter().enumerate() {
+            self.tokens.push(tantivy::tokenizer::Token {
+                offset_from: t.from,
+                offset_to: t.to,
+                position,
+                text: t.text,
+                position_length: 1,
+            });
+        }
+        VecTokenStream {
+            tokens: &mut self.tokens,
+            idx: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traditional_and_simplified_share_terms() {
+        let a = Analyzer::default();
+        let t = a.terms("員工請假");
+        let s = a.terms("员工请假");
+        assert_eq!(t, s);
+        assert!(s.contains(&"员工".to_string()) && s.contains(&"工请".to_string()));
+    }
+
+    #[test]
+    fn latin_words_and_width() {
+        let a = Analyzer::default();
+        assert!(a.terms("ＶＰＮ密码").contains(&"vpn".to_string()));
+    }
+
+    #[test]
+    fn bigram_only_mode() {
+        let a = Analyzer::new(AnalyzerConfig { words: false, unigrams: true, bigrams: true });
+        assert_eq!(a.terms("请假 VPN"), vec!["请", "假", "请假", "vpn"]);
+    }
+}

@@ -1,0 +1,146 @@
+//! Script detection (简体 / 繁體 / Latin) and 繁↔简 conversion.
+//!
+//! Conversion goes through OpenCC's phrase-level dictionaries (ferrous-opencc, pure Rust), not
+//! character tables: 資料庫 becomes 数据库 and 数据库 becomes 資料庫, the words a reader of
+//! each script actually uses. Converters are built once per process and shared.
+
+use std::sync::OnceLock;
+
+use ferrous_opencc::config::BuiltinConfig;
+use ferrous_opencc::OpenCC;
+
+/// The writing system a text is mostly in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Script {
+    /// 简体中文, or Chinese that reads the same in both scripts.
+    Simplified,
+    /// 繁體中文.
+    Traditional,
+    /// Mostly Latin letters (English and the like).
+    Latin,
+    /// Nothing to judge by (digits, punctuation, empty).
+    Unknown,
+}
+
+impl Script {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Script::Simplified => "zh-hans",
+            Script::Traditional => "zh-hant",
+            Script::Latin => "latin",
+            Script::Unknown => "unknown",
+        }
+    }
+}
+
+/// Regional variant for conversion to traditional characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Variant {
+    /// Taiwan standard with Taiwanese phrases (数据库 → 資料庫).
+    #[default]
+    Taiwan,
+    /// Hong Kong standard.
+    HongKong,
+    /// OpenCC's standard traditional characters, no regional phrases.
+    Standard,
+}
+
+fn converter(slot: &'static OnceLock<Option<OpenCC>>, cfg: BuiltinConfig) -> Option<&'static OpenCC> {
+    slot.get_or_init(|| OpenCC::from_config(cfg).ok()).as_ref()
+}
+
+static TW2SP: OnceLock<Option<OpenCC>> = OnceLock::new();
+static T2S: OnceLock<Option<OpenCC>> = OnceLock::new();
+static S2T: OnceLock<Option<OpenCC>> = OnceLock::new();
+static S2TWP: OnceLock<Option<OpenCC>> = OnceLock::new();
+static S2HK: OnceLock<Option<OpenCC>> = OnceLock::new();
+
+fn convert(slot: &'static OnceLock<Option<OpenCC>>, cfg: BuiltinConfig, text: &str) -> String {
+    match converter(slot, cfg) {
+        Some(cc) => cc.convert(text),
+        // The dictionaries are compiled into the binary; a failure here means a broken build,
+        // and returning the text unchanged keeps every caller working.
+        None => text.to_owned(),
+    }
+}
+
+fn has_cjk(text: &str) -> bool {
+    text.chars().any(crate::encoding::is_cjk)
+}
+
+/// Converts to simplified Chinese with phrase-level dictionaries (Taiwan and Hong Kong
+/// phrases included: 資料庫 → 数据库, 軟體 → 软件).
+pub fn to_simplified(text: &str) -> String {
+    if !has_cjk(text) {
+        return text.to_owned();
+    }
+    convert(&TW2SP, BuiltinConfig::Tw2sp, text)
+}
+
+/// Converts to traditional Chinese of the given regional variant.
+pub fn to_traditional(text: &str, variant: Variant) -> String {
+    if !has_cjk(text) {
+        return text.to_owned();
+    }
+    match variant {
+        Variant::Taiwan => convert(&S2TWP, BuiltinConfig::S2twp, text),
+        Variant::HongKong => convert(&S2HK, BuiltinConfig::S2hk, text),
+        Variant::Standard => convert(&S2T, BuiltinConfig::S2t, text),
+    }
+}
+
+/// Folding used for search keys. Character-level plus OpenCC's common phrases, applied the
+/// same way to documents and queries, so 繁 and 简 spellings meet.
+pub(crate) fn fold_to_simplified(text: &str) -> String {
+    if !has_cjk(text) {
+        return text.to_owned();
+    }
+    convert(&T2S, BuiltinConfig::T2s, text)
+}
+
+/// Detects the script of a text from (at most) its first 4,000 characters.
+pub fn detect_script(text: &str) -> Script {
+    let sample: String = text.chars().take(4000).collect();
+    let cjk: Vec<char> = sample.chars().filter(|c| crate::encoding::is_cjk(*c)).collect();
+    let latin = sample.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    if cjk.is_empty() || latin > cjk.len() * 4 {
+        return if latin > 0 { Script::Latin } else { Script::Unknown };
+    }
+    let cjk_text: String = cjk.iter().collect();
+    let as_simp = convert(&T2S, BuiltinConfig::T2s, &cjk_text);
+    let as_trad = convert(&S2T, BuiltinConfig::S2t, &cjk_text);
+    let differs = |other: &str| -> usize {
+        if other.chars().count() == cjk.len() {
+            cjk.iter().zip(other.chars()).filter(|(a, b)| **a != *b).count()
+        } else {
+            1 + cjk.len() / 2
+        }
+    };
+    let traditional_only = differs(&as_simp);
+    let simplified_only = differs(&as_trad);
+    if traditional_only > simplified_only {
+        Script::Traditional
+    } else {
+        Script::Simplified
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrase_level_conversion() {
+        assert_eq!(to_simplified("資料庫"), "数据库");
+        assert_eq!(to_traditional("数据库", Variant::Taiwan), "資料庫");
+        assert_eq!(to_simplified("軟體"), "软件");
+    }
+
+    #[test]
+    fn detects_scripts() {
+        assert_eq!(detect_script("员工请假须提前三个工作日提交申请"), Script::Simplified);
+        assert_eq!(detect_script("員工請假須提前三個工作日提交申請"), Script::Traditional);
+        assert_eq!(detect_script("How do I reset my password?"), Script::Latin);
+        assert_eq!(detect_script("2024-01-01"), Script::Unknown);
+    }
+}

@@ -1,0 +1,476 @@
+//! Command-line definitions and dispatch.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use luodi_core::SearchQuery;
+use luodi_engine::{backup, Home, IngestOptions, KbConfig};
+use luodi_index::AnalyzerConfig;
+use luodi_ingest::{ReadOptions, TableMode};
+
+use crate::progress::Bar;
+
+#[derive(Parser, Debug)]
+#[command(name = "luodi", version, about = "落地 — local knowledge bases and answers from your own documents")]
+pub struct Cli {
+    /// Data directory (knowledge bases, conversations, caches).
+    #[arg(long, global = true, env = "LUODI_HOME", default_value = ".luodi")]
+    pub home: PathBuf,
+    /// No progress bars or per-file lines.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More logging on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create, list, inspect, delete, export and import knowledge bases.
+    #[command(subcommand)]
+    Kb(KbCmd),
+    /// Add files and folders to a knowledge base (incremental: unchanged files are skipped,
+    /// changed ones replaced, deleted ones removed).
+    Ingest(IngestArgs),
+    /// Search a knowledge base (BM25 with a Chinese analyzer).
+    Search(SearchArgs),
+    /// Measure quality on public evaluation sets.
+    #[command(subcommand)]
+    Eval(EvalCmd),
+    /// Speed benchmarks (ingestion, query latency).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KbCmd {
+    /// Create a knowledge base.
+    Create {
+        name: String,
+        /// Analyzer terms: any of w (jieba words), u (character unigrams), b (bigrams).
+        #[arg(long, default_value = "wub")]
+        analyzer: String,
+    },
+    /// List knowledge bases.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a knowledge base and everything in it.
+    Delete { name: String },
+    /// Counts and sizes.
+    Stats {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a knowledge base to one file (a backup).
+    Export { name: String, file: PathBuf },
+    /// Restore a knowledge base from an export.
+    Import {
+        file: PathBuf,
+        /// Name to restore under (default: the exported name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    pub name: String,
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Only files matching this glob (repeatable), e.g. '*.md'.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip files matching this glob (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Metadata for every document of this run, KEY=VALUE (repeatable), e.g. department=财务部.
+    #[arg(long = "meta", value_parser = parse_kv)]
+    pub meta: Vec<(String, String)>,
+    /// JSON/JSONL field with the text.
+    #[arg(long)]
+    pub text_field: Option<String>,
+    /// JSON/JSONL field with the record id.
+    #[arg(long)]
+    pub id_field: Option<String>,
+    /// JSON/JSONL field with the title.
+    #[arg(long)]
+    pub title_field: Option<String>,
+    /// CSV/XLSX: one document per row instead of one per sheet.
+    #[arg(long)]
+    pub rows_as_records: bool,
+    /// Keep stored files that no longer exist under the given paths.
+    #[arg(long)]
+    pub keep_missing: bool,
+    /// Read and hash every file even if its size and time are unchanged.
+    #[arg(long)]
+    pub rehash: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    pub name: String,
+    pub query: String,
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// Only documents whose metadata KEY equals VALUE (repeatable).
+    #[arg(long = "filter", value_parser = parse_kv)]
+    pub filter: Vec<(String, String)>,
+    /// Only documents modified on or after this date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub after: Option<i64>,
+    /// Only documents modified before this date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub before: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCmd {
+    /// Retrieval quality on a folder with corpus.jsonl, queries.jsonl and qrels.
+    Retrieval(RetrievalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RetrievalArgs {
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub split: Option<String>,
+    /// tune or report: the sha256 id halves of the evaluation protocol.
+    #[arg(long)]
+    pub half: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    /// Only the first N queries.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value = "bm25")]
+    pub mode: String,
+    /// Analyzer terms: any of w, u, b (see `kb create`).
+    #[arg(long, default_value = "wub")]
+    pub analyzer: String,
+    /// Leave the corpus titles out of the index.
+    #[arg(long)]
+    pub no_titles: bool,
+    /// Chunk size target and limit, in characters (defaults: those of `kb create`).
+    #[arg(long, hide = true)]
+    pub target_chars: Option<usize>,
+    #[arg(long, hide = true)]
+    pub max_chars: Option<usize>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn parse_date(s: &str) -> Result<i64, String> {
+    let parts: Vec<&str> = s.trim().split('-').collect();
+    let err = || format!("expected a date YYYY-MM-DD, got {s:?}");
+    if parts.len() != 3 {
+        return Err(err());
+    }
+    let y: i64 = parts[0].parse().map_err(|_| err())?;
+    let m: i64 = parts[1].parse().map_err(|_| err())?;
+    let d: i64 = parts[2].parse().map_err(|_| err())?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(err());
+    }
+    Ok(days_from_civil(y, m, d) * 86_400)
+}
+
+pub fn parse_analyzer(s: &str) -> Result<AnalyzerConfig> {
+    if s.is_empty() || !s.chars().all(|c| "wub".contains(c)) {
+        bail!(luodi_core::Error::InvalidInput(format!(
+            "--analyzer {s:?}: use letters w (words), u (unigrams), b (bigrams), e.g. wb"
+        )));
+    }
+    Ok(AnalyzerConfig {
+        words: s.contains('w'),
+        unigrams: s.contains('u'),
+        bigrams: s.contains('b'),
+    })
+}
+
+fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    // civil from days (inverse of days_from_civil)
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn display_path(p: &str) -> String {
+    let path = std::path::Path::new(p.split('#').next().unwrap_or(p));
+    match std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(&cwd).ok().map(|r| r.to_path_buf())) {
+        Some(rel) => rel.display().to_string(),
+        None => path.display().to_string(),
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Kb(cmd) => kb(&cli.home, cmd),
+        Command::Ingest(a) => ingest(&cli.home, a, quiet),
+        Command::Search(a) => search(&cli.home, a),
+        Command::Eval(EvalCmd::Retrieval(a)) => eval_retrieval(&cli.home, a),
+        Command::Bench(b) => crate::bench::run(&cli.home, b, quiet),
+    }
+}
+
+fn open_home(home: &std::path::Path) -> Result<Home> {
+    Home::open(home).with_context(|| format!("opening data directory {}", home.display()))
+}
+
+fn kb(home: &std::path::Path, cmd: KbCmd) -> Result<ExitCode> {
+    let h = open_home(home)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        KbCmd::Create { name, analyzer } => {
+            let cfg = KbConfig {
+                analyzer: parse_analyzer(&analyzer)?,
+                ..KbConfig::default()
+            };
+            h.create(&name, cfg)?;
+            writeln!(out, "created knowledge base {name}")?;
+        }
+        KbCmd::List { json } => {
+            let list = h.list()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&list)?)?;
+            } else if list.is_empty() {
+                writeln!(out, "no knowledge bases yet: luodi kb create NAME")?;
+            } else {
+                for kb in list {
+                    let stats = h.open_kb(&kb.name).and_then(|k| k.stats());
+                    match stats {
+                        Ok(s) => writeln!(out, "{}\t{} documents\t{} chunks\tcreated {}", kb.name, s.documents, s.chunks, format_time(kb.created_at))?,
+                        Err(e) => writeln!(out, "{}\t(unavailable: {e})", kb.name)?,
+                    }
+                }
+            }
+        }
+        KbCmd::Delete { name } => {
+            h.delete(&name)?;
+            writeln!(out, "deleted knowledge base {name}")?;
+        }
+        KbCmd::Stats { name, json } => {
+            let kb = h.open_kb(&name)?;
+            let s = kb.stats()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&s)?)?;
+            } else {
+                writeln!(out, "knowledge base {name}")?;
+                writeln!(out, "  files      {}", s.sources)?;
+                writeln!(out, "  documents  {}", s.documents)?;
+                writeln!(out, "  chunks     {}", s.chunks)?;
+                writeln!(out, "  text       {:.1} MB", s.text_bytes as f64 / 1e6)?;
+                writeln!(out, "  indexed    {} chunks (BM25)", s.index_docs)?;
+                writeln!(out, "  on disk    {:.1} MB", s.disk_bytes as f64 / 1e6)?;
+            }
+        }
+        KbCmd::Export { name, file } => {
+            let kb = h.open_kb(&name)?;
+            let n = backup::export(&kb, &file)?;
+            writeln!(out, "exported {n} documents of {name} to {}", file.display())?;
+        }
+        KbCmd::Import { file, name } => {
+            let info = backup::import(&h, &file, name.as_deref())?;
+            let kb = h.open_kb(&info.name)?;
+            let s = kb.stats()?;
+            writeln!(out, "imported {} as {} ({} documents, {} chunks)", file.display(), info.name, s.documents, s.chunks)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ingest(home: &std::path::Path, a: IngestArgs, quiet: bool) -> Result<ExitCode> {
+    let h = open_home(home)?;
+    let kb = h.open_kb(&a.name)?;
+    let opts = IngestOptions {
+        include: a.include,
+        exclude: a.exclude,
+        read: ReadOptions {
+            text_field: a.text_field,
+            id_field: a.id_field,
+            title_field: a.title_field,
+            table_mode: if a.rows_as_records { TableMode::Row } else { TableMode::Sheet },
+        },
+        metadata: a.meta.into_iter().collect::<BTreeMap<_, _>>(),
+        remove_missing: !a.keep_missing,
+        rehash: a.rehash,
+    };
+    let bar = Bar::new(quiet || a.json);
+    let report = kb.ingest(&a.paths, &opts, &bar)?;
+    bar.finish();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        let mb = report.bytes_read as f64 / 1e6;
+        writeln!(
+            out,
+            "{}: {} files seen — {} added, {} updated, {} unchanged, {} removed, {} failed; {} documents, {} chunks indexed; {:.1} MB read in {:.2}s ({:.1} MB/s, {:.0} files/s)",
+            a.name,
+            report.files_seen,
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed,
+            report.failed.len(),
+            report.documents,
+            report.chunks,
+            mb,
+            report.seconds,
+            mb / report.seconds.max(1e-9),
+            report.files_seen as f64 / report.seconds.max(1e-9),
+        )?;
+        for (path, why) in &report.failed {
+            writeln!(out, "  failed: {}: {why}", display_path(path))?;
+        }
+        for (path, why) in &report.warnings {
+            writeln!(out, "  warning: {}: {why}", display_path(path))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
+    let h = open_home(home)?;
+    let kb = h.open_kb(&a.name)?;
+    let hits = kb.search(&SearchQuery {
+        text: a.query.clone(),
+        k: a.k,
+        filters: a.filter,
+        after: a.after,
+        before: a.before,
+    })?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&hits)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if hits.is_empty() {
+        writeln!(out, "no results for {:?} in {}", a.query, a.name)?;
+    }
+    for (i, hit) in hits.iter().enumerate() {
+        let mut place = hit.title.clone();
+        for hp in &hit.chunk.heading_path {
+            if *hp != hit.title {
+                place.push_str(" › ");
+                place.push_str(hp);
+            }
+        }
+        let loc = hit.chunk.location.to_string();
+        writeln!(
+            out,
+            "{}. [{:.2}] {} — {}{}",
+            i + 1,
+            hit.score,
+            place,
+            display_path(&hit.doc_key),
+            if loc.is_empty() { String::new() } else { format!(" ({loc})") }
+        )?;
+        for line in hit.chunk.text.lines().filter(|l| !l.trim().is_empty()).take(6) {
+            writeln!(out, "   {line}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> {
+    let half = match a.half.as_deref() {
+        None => None,
+        Some(s) => Some(luodi_eval::Half::parse(s).ok_or_else(|| luodi_core::Error::InvalidInput(format!("--half {s:?}: use tune or report")))?),
+    };
+    if !a.data.is_dir() {
+        bail!(luodi_core::Error::InvalidInput(format!("--data {}: not a folder", a.data.display())));
+    }
+    let ev = luodi_eval::retrieval::RetrievalEval {
+        data: a.data.clone(),
+        split: a.split,
+        half,
+        limit: a.limit,
+        mode: a.mode,
+        config: {
+            let d = KbConfig::default();
+            KbConfig {
+                analyzer: parse_analyzer(&a.analyzer)?,
+                target_chars: a.target_chars.unwrap_or(d.target_chars),
+                max_chars: a.max_chars.unwrap_or(d.max_chars),
+                ..d
+            }
+        },
+        cache_dir: home.join("eval-cache"),
+        use_titles: !a.no_titles,
+    };
+    let r = luodi_eval::retrieval::run(&ev)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "retrieval eval: {} (mode {}, split {}, half {}, analyzer {})", r.data, r.mode, r.split, r.half, r.analyzer)?;
+    writeln!(out, "  queries {}  corpus {}", r.queries, r.corpus)?;
+    writeln!(
+        out,
+        "  MRR@10 {:.4}  nDCG@10 {:.4}  R@1 {:.4}  R@5 {:.4}  R@10 {:.4}  R@50 {:.4}",
+        r.mrr10, r.ndcg10, r.recall1, r.recall5, r.recall10, r.recall50
+    )?;
+    writeln!(
+        out,
+        "  latency p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  index {:.1}s{}",
+        r.p50_ms,
+        r.p95_ms,
+        r.p99_ms,
+        r.index_seconds,
+        if r.index_cached { " (cached)" } else { "" }
+    )?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        let t = parse_date("2024-03-01").unwrap();
+        assert_eq!(t, 1_709_251_200);
+        assert_eq!(format_time(t), "2024-03-01");
+        assert!(parse_date("2024-13-01").is_err());
+    }
+}

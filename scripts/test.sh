@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need (idempotently), checks formatting
+# and lints, and runs every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the build needs (none beyond the toolchain yet; the LLM runtime will add
+# cmake and libclang-dev here).
+need_pkgs=()
+for p in ${LUODI_DEBIAN_PACKAGES:-}; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --features luodi/failpoints -- -D warnings
+echo "== cargo test"
+cargo test --workspace --features luodi/failpoints 2>&1 | tee target/test-output.txt
+# one closing line for the whole run
+python3 - <<'PY'
+import re
+p = f = 0
+for line in open("target/test-output.txt", encoding="utf-8", errors="replace"):
+    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+    if m:
+        p += int(m.group(1)); f += int(m.group(2))
+print(f"tests: {p} passed, {f} failed")
+PY
