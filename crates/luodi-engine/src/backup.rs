@@ -35,7 +35,10 @@ struct DocLine {
 
 /// Writes the knowledge base to `file` atomically (a temporary file renamed into place).
 pub fn export(kb: &Kb, file: &Path) -> Result<u64> {
-    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     let mut w = BufWriter::new(tmp.as_file());
     let io = |e: std::io::Error| Error::io(file, e);
@@ -51,7 +54,10 @@ pub fn export(kb: &Kb, file: &Path) -> Result<u64> {
     kb.store.dump(|source, docs| {
         let line = SourceLine {
             source,
-            documents: docs.into_iter().map(|(document, chunks)| DocLine { document, chunks }).collect(),
+            documents: docs
+                .into_iter()
+                .map(|(document, chunks)| DocLine { document, chunks })
+                .collect(),
         };
         n += line.documents.len() as u64;
         serde_json::to_writer(&mut w, &line).map_err(|e| Error::internal("export", e))?;
@@ -69,14 +75,23 @@ pub fn export(kb: &Kb, file: &Path) -> Result<u64> {
 pub fn import(home: &Home, file: &Path, name: Option<&str>) -> Result<KbInfo> {
     let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
     let mut lines = BufReader::new(f).lines();
-    let bad = |line: usize, why: String| Error::InvalidInput(format!("{}: line {line}: {why}", file.display()));
+    let bad = |line: usize, why: String| {
+        Error::InvalidInput(format!("{}: line {line}: {why}", file.display()))
+    };
     let first = lines
         .next()
         .ok_or_else(|| bad(1, "empty file".into()))?
         .map_err(|e| Error::io(file, e))?;
-    let header: Header = serde_json::from_str(&first).map_err(|e| bad(1, format!("not a luodi export header: {e}")))?;
+    let header: Header = serde_json::from_str(&first)
+        .map_err(|e| bad(1, format!("not a luodi export header: {e}")))?;
     if header.format != FORMAT || header.version > VERSION {
-        return Err(bad(1, format!("format {:?} version {} is not one this luodi reads", header.format, header.version)));
+        return Err(bad(
+            1,
+            format!(
+                "format {:?} version {} is not one this luodi reads",
+                header.format, header.version
+            ),
+        ));
     }
     let name = name.unwrap_or(&header.name).to_owned();
     let info = home.create(&name, header.config)?;
@@ -88,10 +103,15 @@ pub fn import(home: &Home, file: &Path, name: Option<&str>) -> Result<KbInfo> {
             if line.trim().is_empty() {
                 continue;
             }
-            let s: SourceLine = serde_json::from_str(&line).map_err(|e| bad(i + 2, e.to_string()))?;
+            let s: SourceLine =
+                serde_json::from_str(&line).map_err(|e| bad(i + 2, e.to_string()))?;
             batch.push(Change::Upsert(SourceUpdate {
                 source: s.source,
-                documents: s.documents.into_iter().map(|d| (d.document, d.chunks)).collect(),
+                documents: s
+                    .documents
+                    .into_iter()
+                    .map(|d| (d.document, d.chunks))
+                    .collect(),
             }));
             if batch.len() >= 500 {
                 luodi_core::Backend::apply(&kb.store, std::mem::take(&mut batch))?;

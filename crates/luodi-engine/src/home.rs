@@ -71,7 +71,9 @@ fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.chars().count() <= 64
-        && name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
         && !name.starts_with('-');
     if ok {
         Ok(())
@@ -91,21 +93,26 @@ impl Home {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("registry"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql("registry"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("registry"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql("registry"))?;
         let version: usize = conn
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .map_err(sql("registry"))? as usize;
         if version > REGISTRY_MIGRATIONS.len() {
             return Err(Error::Corrupt {
                 path,
-                reason: format!("registry schema version {version} is newer than this luodi; upgrade luodi"),
+                reason: format!(
+                    "registry schema version {version} is newer than this luodi; upgrade luodi"
+                ),
             });
         }
         for (i, m) in REGISTRY_MIGRATIONS.iter().enumerate().skip(version) {
             let tx = conn.transaction().map_err(sql("registry"))?;
             tx.execute_batch(m).map_err(sql("registry migration"))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(sql("registry"))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(sql("registry"))?;
             tx.commit().map_err(sql("registry"))?;
         }
         Ok(Home {
@@ -131,9 +138,11 @@ impl Home {
     pub fn get(&self, name: &str) -> Result<Option<KbInfo>> {
         let row: Option<(i64, String)> = self
             .registry()?
-            .query_row("SELECT created_at, config FROM kbs WHERE name = ?1", [name], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT created_at, config FROM kbs WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(sql("registry"))?;
         match row {
@@ -182,9 +191,12 @@ impl Home {
     pub fn list(&self) -> Result<Vec<KbInfo>> {
         let names: Vec<String> = {
             let reg = self.registry()?;
-            let mut st = reg.prepare("SELECT name FROM kbs ORDER BY name").map_err(sql("registry"))?;
+            let mut st = reg
+                .prepare("SELECT name FROM kbs ORDER BY name")
+                .map_err(sql("registry"))?;
             let rows = st.query_map([], |r| r.get(0)).map_err(sql("registry"))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(sql("registry"))?
+            rows.collect::<std::result::Result<_, _>>()
+                .map_err(sql("registry"))?
         };
         let mut out = Vec::new();
         for n in names {
@@ -212,7 +224,9 @@ impl Home {
 
     /// Opens a registered knowledge base.
     pub fn open_kb(&self, name: &str) -> Result<Kb> {
-        let info = self.get(name)?.ok_or_else(|| Error::UnknownKb(name.to_owned()))?;
+        let info = self
+            .get(name)?
+            .ok_or_else(|| Error::UnknownKb(name.to_owned()))?;
         let store = EmbeddedStore::open(&self.kb_dir(name), store_options(&info.config))?;
         Ok(Kb { info, store })
     }

@@ -79,7 +79,8 @@ fn build_globs(patterns: &[String], what: &str) -> Result<Option<GlobSet>> {
     }
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        let g = Glob::new(p).map_err(|e| Error::InvalidInput(format!("{what} pattern {p:?}: {e}")))?;
+        let g =
+            Glob::new(p).map_err(|e| Error::InvalidInput(format!("{what} pattern {p:?}: {e}")))?;
         b.add(g);
         // `*.md` should match at any depth, as people expect from a file filter
         if !p.contains('/') {
@@ -105,17 +106,26 @@ pub fn source_key(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn walk(roots: &[PathBuf], include: &Option<GlobSet>, exclude: &Option<GlobSet>, report: &mut IngestReport) -> Vec<FileEntry> {
+fn walk(
+    roots: &[PathBuf],
+    include: &Option<GlobSet>,
+    exclude: &Option<GlobSet>,
+    report: &mut IngestReport,
+) -> Vec<FileEntry> {
     let mut out = Vec::new();
     for root in roots {
-        let walker = walkdir::WalkDir::new(root).follow_links(true).into_iter().filter_entry(|e| {
-            e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
-        });
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walker {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let p = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                    let p = e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
                     report.failed.push((p, e.to_string()));
                     continue;
                 }
@@ -128,7 +138,9 @@ fn walk(roots: &[PathBuf], include: &Option<GlobSet>, exclude: &Option<GlobSet>,
                 continue;
             }
             let rel = path.strip_prefix(root).unwrap_or(path);
-            if include.as_ref().is_some_and(|g| !g.is_match(rel)) || exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
+            if include.as_ref().is_some_and(|g| !g.is_match(rel))
+                || exclude.as_ref().is_some_and(|g| g.is_match(rel))
+            {
                 continue;
             }
             match entry.metadata() {
@@ -138,7 +150,9 @@ fn walk(roots: &[PathBuf], include: &Option<GlobSet>, exclude: &Option<GlobSet>,
                     size: m.len(),
                     mtime: mtime_of(&m),
                 }),
-                Err(e) => report.failed.push((path.display().to_string(), e.to_string())),
+                Err(e) => report
+                    .failed
+                    .push((path.display().to_string(), e.to_string())),
             }
         }
     }
@@ -195,7 +209,12 @@ enum Outcome {
 
 impl Kb {
     /// Ingests files and folders, incrementally.
-    pub fn ingest(&self, paths: &[PathBuf], opts: &IngestOptions, progress: &dyn Progress) -> Result<IngestReport> {
+    pub fn ingest(
+        &self,
+        paths: &[PathBuf],
+        opts: &IngestOptions,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
         let started = Instant::now();
         let mut report = IngestReport::default();
         let mut roots = Vec::new();
@@ -226,7 +245,9 @@ impl Kb {
         let mut todo = Vec::new();
         for f in files {
             match stored.get(&f.key) {
-                Some(s) if !opts.rehash && s.size == f.size && s.mtime == f.mtime => report.unchanged += 1,
+                Some(s) if !opts.rehash && s.size == f.size && s.mtime == f.mtime => {
+                    report.unchanged += 1
+                }
                 _ => todo.push(f),
             }
         }
@@ -290,7 +311,13 @@ impl Kb {
         Ok(report)
     }
 
-    fn process_file(&self, f: &FileEntry, stored: Option<&SourceState>, opts: &IngestOptions, chunking: ChunkConfig) -> Outcome {
+    fn process_file(
+        &self,
+        f: &FileEntry,
+        stored: Option<&SourceState>,
+        opts: &IngestOptions,
+        chunking: ChunkConfig,
+    ) -> Outcome {
         let bytes = match std::fs::read(&f.path) {
             Ok(b) => b,
             Err(e) => return Outcome::Failed(e.to_string()),
@@ -331,10 +358,26 @@ impl Kb {
 
     /// Stores documents that did not come from files (evaluation corpora, API uploads of
     /// records) as one source.
-    pub fn put_documents(&self, source: SourceState, extracted: Vec<Extracted>) -> Result<(u64, u64)> {
-        let docs = build_documents(&source.path, extracted, None, &BTreeMap::new(), self.info.config.chunk_config());
-        let n = (docs.len() as u64, docs.iter().map(|(_, c)| c.len() as u64).sum());
-        self.store.apply(vec![Change::Upsert(SourceUpdate { source, documents: docs })])?;
+    pub fn put_documents(
+        &self,
+        source: SourceState,
+        extracted: Vec<Extracted>,
+    ) -> Result<(u64, u64)> {
+        let docs = build_documents(
+            &source.path,
+            extracted,
+            None,
+            &BTreeMap::new(),
+            self.info.config.chunk_config(),
+        );
+        let n = (
+            docs.len() as u64,
+            docs.iter().map(|(_, c)| c.len() as u64).sum(),
+        );
+        self.store.apply(vec![Change::Upsert(SourceUpdate {
+            source,
+            documents: docs,
+        })])?;
         Ok(n)
     }
 }

@@ -86,37 +86,53 @@ fn field(o: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<Stri
     }
 }
 
-/// qrels by query id: doc id → grade, with the split each file stands for.
-fn read_qrels(dir: &Path) -> Result<Vec<(Option<String>, HashMap<String, HashMap<String, f64>>)>> {
+/// Relevance judgements: query id → (document id → grade).
+type Qrels = HashMap<String, HashMap<String, f64>>;
+
+/// qrels by query id, with the split each file stands for.
+fn read_qrels(dir: &Path) -> Result<Vec<(Option<String>, Qrels)>> {
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let e = e.map_err(|e| Error::io(dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
         if name == "qrels.tsv" {
             files.push((None, e.path()));
-        } else if let Some(split) = name.strip_prefix("qrels.").and_then(|s| s.strip_suffix(".tsv")) {
+        } else if let Some(split) = name
+            .strip_prefix("qrels.")
+            .and_then(|s| s.strip_suffix(".tsv"))
+        {
             files.push((Some(split.to_owned()), e.path()));
         }
     }
     files.sort();
     if files.is_empty() {
-        return Err(Error::InvalidInput(format!("{}: no qrels.tsv or qrels.<split>.tsv", dir.display())));
+        return Err(Error::InvalidInput(format!(
+            "{}: no qrels.tsv or qrels.<split>.tsv",
+            dir.display()
+        )));
     }
     let mut out = Vec::new();
     for (split, path) in files {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let mut q: HashMap<String, HashMap<String, f64>> = HashMap::new();
+        let mut q: Qrels = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let cols: Vec<&str> = line.split('\t').collect();
-            if line.trim().is_empty() || (i == 0 && cols.first().is_some_and(|c| c.contains("query"))) {
+            if line.trim().is_empty()
+                || (i == 0 && cols.first().is_some_and(|c| c.contains("query")))
+            {
                 continue;
             }
             if cols.len() < 2 {
                 return Err(bad(&path, i + 1, "expected query-id, corpus-id, score"));
             }
-            let grade = cols.get(2).and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(1.0);
+            let grade = cols
+                .get(2)
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .unwrap_or(1.0);
             if grade > 0.0 {
-                q.entry(cols[0].to_owned()).or_default().insert(cols[1].trim().to_owned(), grade);
+                q.entry(cols[0].to_owned())
+                    .or_default()
+                    .insert(cols[1].trim().to_owned(), grade);
             }
         }
         out.push((split, q));
@@ -128,13 +144,18 @@ fn cache_key(corpus: &[u8], cfg: &KbConfig, use_titles: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(corpus);
     h.update(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
-    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 2]);
+    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 3]);
     h.finalize().to_hex()[..24].to_string()
 }
 
 /// Builds (or reuses) the evaluation store for a corpus. Returns the KB, the corpus size,
 /// index seconds and whether it was cached.
-pub fn corpus_kb(data: &Path, cfg: KbConfig, cache_dir: &Path, use_titles: bool) -> Result<(Kb, usize, f64, bool)> {
+pub fn corpus_kb(
+    data: &Path,
+    cfg: KbConfig,
+    cache_dir: &Path,
+    use_titles: bool,
+) -> Result<(Kb, usize, f64, bool)> {
     let corpus_path = data.join("corpus.jsonl");
     let bytes = std::fs::read(&corpus_path).map_err(|e| Error::io(&corpus_path, e))?;
     let key = cache_key(&bytes, &cfg, use_titles);
@@ -160,7 +181,10 @@ pub fn corpus_kb(data: &Path, cfg: KbConfig, cache_dir: &Path, use_titles: bool)
         docs.push(Extracted {
             record: Some(id),
             title,
-            blocks: vec![Block::paragraph(luodi_text::clean(&text), Default::default())],
+            blocks: vec![Block::paragraph(
+                luodi_text::clean(&text),
+                Default::default(),
+            )],
             metadata: BTreeMap::new(),
         });
     }
@@ -193,7 +217,7 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     let queries = read_jsonl(&queries_path)?;
     let qrels_files = read_qrels(data)?;
     // which qrels apply: the split's file, or every file
-    let mut qrels: HashMap<String, HashMap<String, f64>> = HashMap::new();
+    let mut qrels: Qrels = HashMap::new();
     for (split, q) in &qrels_files {
         let take = match (&ev.split, split) {
             (None, _) => true,
@@ -206,7 +230,10 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
             }
         }
     }
-    let split_files: HashSet<&str> = qrels_files.iter().filter_map(|(s, _)| s.as_deref()).collect();
+    let split_files: HashSet<&str> = qrels_files
+        .iter()
+        .filter_map(|(s, _)| s.as_deref())
+        .collect();
     let mut selected = Vec::new();
     for (i, q) in queries.iter().enumerate() {
         let id = field(q, "id").ok_or_else(|| bad(&queries_path, i + 1, "no \"id\""))?;
@@ -235,7 +262,8 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
             ev.split
         )));
     }
-    let (kb, corpus, index_seconds, cached) = corpus_kb(data, ev.config, &ev.cache_dir, ev.use_titles)?;
+    let (kb, corpus, index_seconds, cached) =
+        corpus_kb(data, ev.config, &ev.cache_dir, ev.use_titles)?;
     let prefix = "corpus#";
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut lat = Vec::with_capacity(selected.len());
@@ -251,14 +279,25 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         let mut ranked: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         for h in hits {
-            let id = h.doc_key.strip_prefix(prefix).unwrap_or(&h.doc_key).to_owned();
+            let id = h
+                .doc_key
+                .strip_prefix(prefix)
+                .unwrap_or(&h.doc_key)
+                .to_owned();
             if seen.insert(id.clone()) {
                 ranked.push(id);
             }
         }
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         let nrel = rel.len() as f64;
-        let found = |k: usize| ranked.iter().take(k).filter(|d| rel.contains_key(*d)).count() as f64 / nrel;
+        let found = |k: usize| {
+            ranked
+                .iter()
+                .take(k)
+                .filter(|d| rel.contains_key(*d))
+                .count() as f64
+                / nrel
+        };
         if let Some(pos) = ranked.iter().take(10).position(|d| rel.contains_key(d)) {
             mrr += 1.0 / (pos as f64 + 1.0);
         }
@@ -270,7 +309,10 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
             .iter()
             .take(10)
             .enumerate()
-            .map(|(i, d)| rel.get(d).map_or(0.0, |g| (2f64.powf(*g) - 1.0) / (i as f64 + 2.0).log2()))
+            .map(|(i, d)| {
+                rel.get(d)
+                    .map_or(0.0, |g| (2f64.powf(*g) - 1.0) / (i as f64 + 2.0).log2())
+            })
             .sum();
         let mut grades: Vec<f64> = rel.values().copied().collect();
         grades.sort_by(|a, b| b.total_cmp(a));

@@ -50,10 +50,57 @@ fn is_term_char(c: char) -> bool {
 /// Question and function words that say how a question is asked, not what it is about.
 /// Dropped from queries (never from documents) when the query has other terms.
 const QUERY_STOPWORDS: &[&str] = &[
-    "的", "了", "是", "吗", "呢", "吧", "啊", "么", "什么", "什", "多少", "哪", "哪些", "哪个", "哪里",
-    "谁", "几", "怎么", "怎样", "如何", "为什么", "为何", "请问", "有", "在", "和", "与", "及", "或",
-    "被", "把", "对", "中", "上", "这", "那", "个", "些", "一个", "么的", "是什", "什么是", "的是", "是多",
-    "是哪", "是谁", "有多", "有哪", "多少的", "呢？", "吗？",
+    "的",
+    "了",
+    "是",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+    "么",
+    "什么",
+    "什",
+    "多少",
+    "哪",
+    "哪些",
+    "哪个",
+    "哪里",
+    "谁",
+    "几",
+    "怎么",
+    "怎样",
+    "如何",
+    "为什么",
+    "为何",
+    "请问",
+    "有",
+    "在",
+    "和",
+    "与",
+    "及",
+    "或",
+    "被",
+    "把",
+    "对",
+    "中",
+    "上",
+    "这",
+    "那",
+    "个",
+    "些",
+    "一个",
+    "么的",
+    "是什",
+    "什么是",
+    "的是",
+    "是多",
+    "是哪",
+    "是谁",
+    "有多",
+    "有哪",
+    "多少的",
+    "呢？",
+    "吗？",
 ];
 
 pub fn is_query_stopword(term: &str) -> bool {
@@ -251,7 +298,11 @@ mod tests {
 
     #[test]
     fn bigram_only_mode() {
-        let a = Analyzer::new(AnalyzerConfig { words: false, unigrams: true, bigrams: true });
+        let a = Analyzer::new(AnalyzerConfig {
+            words: false,
+            unigrams: true,
+            bigrams: true,
+        });
         assert_eq!(a.terms("请假 VPN"), vec!["请", "假", "请假", "vpn"]);
     }
 }

@@ -50,7 +50,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, String> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {}: {e}", i + 1))?;
         tx.pragma_update(None, "user_version", (i + 1) as u32)
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;

@@ -6,11 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use luodi_core::{Backend, Change, Chunk, Error, KbStats, Location, Result, SearchHit, SearchQuery, SourceState};
+use luodi_core::{
+    Backend, Change, Chunk, Error, KbStats, Location, Result, SearchHit, SearchQuery, SourceState,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
+};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::analyzer::{Analyzer, AnalyzerConfig, TantivyAnalyzer};
@@ -102,7 +108,9 @@ pub struct EmbeddedStore {
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("EmbeddedStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,17 +134,23 @@ impl EmbeddedStore {
             path: db_path.clone(),
             reason: e.to_string(),
         })?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err("sqlite"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err("sqlite"))?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err("sqlite"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql_err("sqlite"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_err("sqlite"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_err("sqlite"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql_err("sqlite"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql_err("sqlite"))?;
         migrate(&mut conn).map_err(|reason| Error::Corrupt {
             path: db_path.clone(),
             reason,
         })?;
         // the analyzer is a property of the index: written once, read back afterwards
         let stored: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key='analyzer'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key='analyzer'", [], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(sql_err("read analyzer"))?;
         let analyzer_cfg = match stored {
@@ -145,7 +159,8 @@ impl EmbeddedStore {
                 reason: format!("analyzer setting: {e}"),
             })?,
             None => {
-                let s = serde_json::to_string(&opts.analyzer).map_err(|e| Error::internal("analyzer", e))?;
+                let s = serde_json::to_string(&opts.analyzer)
+                    .map_err(|e| Error::internal("analyzer", e))?;
                 conn.execute("INSERT INTO meta(key, value) VALUES('analyzer', ?1)", [s])
                     .map_err(sql_err("write analyzer"))?;
                 opts.analyzer
@@ -230,9 +245,12 @@ impl EmbeddedStore {
     fn recover(&self) -> Result<()> {
         let paths: Vec<String> = {
             let conn = self.conn()?;
-            let mut st = conn.prepare("SELECT path FROM index_journal").map_err(sql_err("journal"))?;
+            let mut st = conn
+                .prepare("SELECT path FROM index_journal")
+                .map_err(sql_err("journal"))?;
             let rows = st.query_map([], |r| r.get(0)).map_err(sql_err("journal"))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(sql_err("journal"))?
+            rows.collect::<std::result::Result<_, _>>()
+                .map_err(sql_err("journal"))?
         };
         if paths.is_empty() {
             return Ok(());
@@ -266,9 +284,11 @@ impl EmbeddedStore {
                 })
                 .map_err(sql_err("read chunks"))?;
             for row in rows {
-                let (id, text, heading, title, meta, modified) = row.map_err(sql_err("read chunks"))?;
+                let (id, text, heading, title, meta, modified) =
+                    row.map_err(sql_err("read chunks"))?;
                 let heading: Vec<String> = serde_json::from_str(&heading).unwrap_or_default();
-                let meta: BTreeMap<String, String> = serde_json::from_str(&meta).unwrap_or_default();
+                let meta: BTreeMap<String, String> =
+                    serde_json::from_str(&meta).unwrap_or_default();
                 out.push(IndexEntry {
                     chunk_id: id as u64,
                     source: p.clone(),
@@ -317,7 +337,10 @@ impl EmbeddedStore {
     }
 
     /// Every document with its chunks, in insertion order (for export).
-    pub fn dump(&self, mut visit: impl FnMut(SourceState, Vec<(luodi_core::Document, Vec<Chunk>)>) -> Result<()>) -> Result<()> {
+    pub fn dump(
+        &self,
+        mut visit: impl FnMut(SourceState, Vec<(luodi_core::Document, Vec<Chunk>)>) -> Result<()>,
+    ) -> Result<()> {
         let sources = self.sources()?;
         let conn = self.conn()?;
         let mut docs_st = conn
@@ -337,7 +360,8 @@ impl EmbeddedStore {
                             title: r.get(2)?,
                             modified: r.get(3)?,
                             content_hash: r.get(4)?,
-                            metadata: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                            metadata: serde_json::from_str(&r.get::<_, String>(5)?)
+                                .unwrap_or_default(),
                         },
                     ))
                 })
@@ -351,8 +375,10 @@ impl EmbeddedStore {
                         Ok(Chunk {
                             ordinal: r.get::<_, i64>(0)? as u32,
                             text: r.get(1)?,
-                            heading_path: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-                            location: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+                            heading_path: serde_json::from_str(&r.get::<_, String>(2)?)
+                                .unwrap_or_default(),
+                            location: serde_json::from_str(&r.get::<_, String>(3)?)
+                                .unwrap_or_default(),
                         })
                     })
                     .map_err(sql_err("dump"))?
@@ -385,7 +411,11 @@ impl EmbeddedStore {
         let mut seen = std::collections::HashSet::new();
         terms.retain(|t| seen.insert(t.clone()));
         {
-            let kept: Vec<String> = terms.iter().filter(|t| !crate::analyzer::is_query_stopword(t)).cloned().collect();
+            let kept: Vec<String> = terms
+                .iter()
+                .filter(|t| !crate::analyzer::is_query_stopword(t))
+                .cloned()
+                .collect();
             if !kept.is_empty() {
                 terms = kept;
             }
@@ -397,13 +427,19 @@ impl EmbeddedStore {
         for t in &terms {
             should.push((
                 Occur::Should,
-                Box::new(TermQuery::new(Term::from_field_text(f.text, t), IndexRecordOption::WithFreqs)),
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.text, t),
+                    IndexRecordOption::WithFreqs,
+                )),
             ));
             if self.opts.title_boost > 0.0 {
                 should.push((
                     Occur::Should,
                     Box::new(BoostQuery::new(
-                        Box::new(TermQuery::new(Term::from_field_text(f.title, t), IndexRecordOption::WithFreqs)),
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(f.title, t),
+                            IndexRecordOption::WithFreqs,
+                        )),
                         self.opts.title_boost,
                     )),
                 ));
@@ -418,7 +454,10 @@ impl EmbeddedStore {
             must.push((
                 Occur::Must,
                 Box::new(ConstScoreQuery::new(
-                    Box::new(TermQuery::new(Term::from_field_text(f.meta, &meta_term(k, v)), IndexRecordOption::Basic)),
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.meta, &meta_term(k, v)),
+                        IndexRecordOption::Basic,
+                    )),
                     0.0,
                 )),
             ));
@@ -434,7 +473,10 @@ impl EmbeddedStore {
             };
             must.push((
                 Occur::Must,
-                Box::new(ConstScoreQuery::new(Box::new(RangeQuery::new(lower, upper)), 0.0)),
+                Box::new(ConstScoreQuery::new(
+                    Box::new(RangeQuery::new(lower, upper)),
+                    0.0,
+                )),
             ));
         }
         Some(Box::new(BooleanQuery::new(must)))
@@ -490,8 +532,10 @@ impl EmbeddedStore {
                         chunk: Chunk {
                             ordinal: r.get::<_, i64>(0)? as u32,
                             text: r.get(1)?,
-                            heading_path: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-                            location: serde_json::from_str::<Location>(&r.get::<_, String>(3)?).unwrap_or_default(),
+                            heading_path: serde_json::from_str(&r.get::<_, String>(2)?)
+                                .unwrap_or_default(),
+                            location: serde_json::from_str::<Location>(&r.get::<_, String>(3)?)
+                                .unwrap_or_default(),
                         },
                         doc_key: r.get(4)?,
                         source: r.get(5)?,
@@ -526,7 +570,10 @@ impl EmbeddedStore {
 
     /// Merges index segments and reclaims space (used after a bulk load).
     pub fn optimize(&self) -> Result<()> {
-        let ids = self.index.searchable_segment_ids().map_err(tv_err("segments"))?;
+        let ids = self
+            .index
+            .searchable_segment_ids()
+            .map_err(tv_err("segments"))?;
         if ids.len() > 1 {
             self.with_writer(|w| {
                 let fut = w.merge(&ids);
@@ -587,7 +634,9 @@ impl Backend for EmbeddedStore {
             let mut conn = self.conn()?;
             let tx = conn.transaction().map_err(sql_err("begin"))?;
             {
-                let mut del = tx.prepare_cached("DELETE FROM sources WHERE path = ?1").map_err(sql_err("prepare"))?;
+                let mut del = tx
+                    .prepare_cached("DELETE FROM sources WHERE path = ?1")
+                    .map_err(sql_err("prepare"))?;
                 let mut ins_src = tx
                     .prepare_cached("INSERT INTO sources(path, content_hash, size, mtime, ingested_at) VALUES(?1, ?2, ?3, ?4, ?5)")
                     .map_err(sql_err("prepare"))?;
@@ -620,26 +669,55 @@ impl Backend for EmbeddedStore {
                             let path = u.source.path.clone();
                             del.execute([&path]).map_err(sql_err("delete source"))?;
                             ins_src
-                                .execute(params![path, u.source.content_hash, u.source.size as i64, u.source.mtime, ts])
+                                .execute(params![
+                                    path,
+                                    u.source.content_hash,
+                                    u.source.size as i64,
+                                    u.source.mtime,
+                                    ts
+                                ])
                                 .map_err(sql_err("insert source"))?;
                             let source_id = tx.last_insert_rowid();
                             for (doc, chunks) in u.documents {
-                                let meta_json = serde_json::to_string(&doc.metadata).map_err(|e| Error::internal("metadata", e))?;
+                                let meta_json = serde_json::to_string(&doc.metadata)
+                                    .map_err(|e| Error::internal("metadata", e))?;
                                 ins_doc
-                                    .execute(params![source_id, doc.key, doc.title, doc.modified, doc.content_hash, meta_json])
+                                    .execute(params![
+                                        source_id,
+                                        doc.key,
+                                        doc.title,
+                                        doc.modified,
+                                        doc.content_hash,
+                                        meta_json
+                                    ])
                                     .map_err(|e| match e {
-                                        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                                            Error::InvalidInput(format!("document key {:?} appears twice", doc.key))
+                                        rusqlite::Error::SqliteFailure(f, _)
+                                            if f.code
+                                                == rusqlite::ErrorCode::ConstraintViolation =>
+                                        {
+                                            Error::InvalidInput(format!(
+                                                "document key {:?} appears twice",
+                                                doc.key
+                                            ))
                                         }
                                         other => Error::internal("insert document", other),
                                     })?;
                                 let doc_id = tx.last_insert_rowid();
-                                let meta_terms: Vec<String> = doc.metadata.iter().map(|(k, v)| meta_term(k, v)).collect();
+                                let meta_terms: Vec<String> =
+                                    doc.metadata.iter().map(|(k, v)| meta_term(k, v)).collect();
                                 for c in chunks {
-                                    let heading = serde_json::to_string(&c.heading_path).map_err(|e| Error::internal("heading", e))?;
-                                    let location = serde_json::to_string(&c.location).map_err(|e| Error::internal("location", e))?;
+                                    let heading = serde_json::to_string(&c.heading_path)
+                                        .map_err(|e| Error::internal("heading", e))?;
+                                    let location = serde_json::to_string(&c.location)
+                                        .map_err(|e| Error::internal("location", e))?;
                                     ins_chunk
-                                        .execute(params![doc_id, c.ordinal as i64, c.text, heading, location])
+                                        .execute(params![
+                                            doc_id,
+                                            c.ordinal as i64,
+                                            c.text,
+                                            heading,
+                                            location
+                                        ])
                                         .map_err(sql_err("insert chunk"))?;
                                     entries.push(IndexEntry {
                                         chunk_id: tx.last_insert_rowid() as u64,

@@ -69,7 +69,11 @@ impl Builder {
             text.push_str(h);
             text.push('\n');
         }
-        text.push_str(&self.pieces.join(if self.table_header.is_some() { "\n" } else { "" }));
+        text.push_str(&self.pieces.join(if self.table_header.is_some() {
+            "\n"
+        } else {
+            ""
+        }));
         let overlap = if keep_overlap && self.table_header.is_none() {
             let mut carried: Vec<String> = Vec::new();
             let mut n = 0;
@@ -129,8 +133,15 @@ fn hard_split(s: &str, max: usize) -> Vec<String> {
     while chars.len() - start > max {
         let mut cut = start + max;
         let inside = |i: usize| {
-            i > 0 && i < chars.len() && chars[i - 1].is_ascii_alphanumeric() && chars[i].is_ascii_alphanumeric()
-                || (i > 0 && i + 1 < chars.len() && chars[i].is_ascii_punctuation() && chars[i - 1].is_ascii_digit() && chars[i + 1].is_ascii_digit())
+            i > 0
+                && i < chars.len()
+                && chars[i - 1].is_ascii_alphanumeric()
+                && chars[i].is_ascii_alphanumeric()
+                || (i > 0
+                    && i + 1 < chars.len()
+                    && chars[i].is_ascii_punctuation()
+                    && chars[i - 1].is_ascii_digit()
+                    && chars[i + 1].is_ascii_digit())
         };
         while cut > start + max / 2 && inside(cut) {
             cut -= 1;
@@ -179,7 +190,10 @@ pub fn chunk_blocks(blocks: &[Block], cfg: ChunkConfig) -> Vec<Chunk> {
                     b.flush(false);
                     b.table_header = Some(header.clone());
                 }
-                let room = cfg.max_chars.saturating_sub(b.header_len()).max(cfg.max_chars / 2);
+                let room = cfg
+                    .max_chars
+                    .saturating_sub(b.header_len())
+                    .max(cfg.max_chars / 2);
                 for piece in hard_split(text, room) {
                     b.push_piece(piece, &block.location);
                 }
@@ -222,7 +236,10 @@ pub fn chunk_blocks(blocks: &[Block], cfg: ChunkConfig) -> Vec<Chunk> {
             ordinal: 0,
             text,
             heading_path: Vec::new(),
-            location: blocks.first().map(|x| x.location.clone()).unwrap_or_default(),
+            location: blocks
+                .first()
+                .map(|x| x.location.clone())
+                .unwrap_or_default(),
         });
     }
     b.out
@@ -245,10 +262,22 @@ mod tests {
     #[test]
     fn headings_make_paths_and_boundaries() {
         let blocks = vec![
-            Block { kind: BlockKind::Heading(1), text: "员工手册".into(), location: Location::default() },
-            Block { kind: BlockKind::Heading(2), text: "请假".into(), location: Location::default() },
+            Block {
+                kind: BlockKind::Heading(1),
+                text: "员工手册".into(),
+                location: Location::default(),
+            },
+            Block {
+                kind: BlockKind::Heading(2),
+                text: "请假".into(),
+                location: Location::default(),
+            },
             para("年假每年十天。", 1),
-            Block { kind: BlockKind::Heading(2), text: "报销".into(), location: Location::default() },
+            Block {
+                kind: BlockKind::Heading(2),
+                text: "报销".into(),
+                location: Location::default(),
+            },
             para("差旅费用凭发票报销。", 2),
         ];
         let c = chunk_blocks(&blocks, ChunkConfig::default());
@@ -261,12 +290,24 @@ mod tests {
     #[test]
     fn long_text_respects_max_and_keeps_numbers() {
         let s = "报销金额为12345.67元，需附发票。".repeat(60);
-        let cfg = ChunkConfig { target_chars: 100, max_chars: 120, overlap_chars: 20 };
+        let cfg = ChunkConfig {
+            target_chars: 100,
+            max_chars: 120,
+            overlap_chars: 20,
+        };
         let c = chunk_blocks(&[para(&s, 1)], cfg);
         assert!(c.len() > 5);
         for ch in &c {
-            assert!(ch.text.chars().count() <= 120, "{}", ch.text.chars().count());
-            assert!(ch.text.contains("12345.67") || !ch.text.contains("2345"), "{}", ch.text);
+            assert!(
+                ch.text.chars().count() <= 120,
+                "{}",
+                ch.text.chars().count()
+            );
+            assert!(
+                ch.text.contains("12345.67") || !ch.text.contains("2345"),
+                "{}",
+                ch.text
+            );
         }
     }
 
@@ -275,9 +316,14 @@ mod tests {
         let header = "| 分公司 | 简称 |\n| --- | --- |".to_string();
         let rows: Vec<Block> = (0..50)
             .map(|i| Block {
-                kind: BlockKind::TableRow { header: header.clone() },
+                kind: BlockKind::TableRow {
+                    header: header.clone(),
+                },
                 text: format!("| 杭州分公司{i} | 杭分{i} |"),
-                location: Location { row: Some(i + 2), ..Default::default() },
+                location: Location {
+                    row: Some(i + 2),
+                    ..Default::default()
+                },
             })
             .collect();
         let c = chunk_blocks(&rows, ChunkConfig::default());

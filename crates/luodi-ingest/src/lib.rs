@@ -27,7 +27,9 @@ pub enum BlockKind {
     Paragraph,
     /// One table row, rendered as a Markdown row; `header` is the Markdown header and
     /// separator lines it belongs under.
-    TableRow { header: String },
+    TableRow {
+        header: String,
+    },
 }
 
 /// A unit of extracted text with its place in the document.

@@ -23,7 +23,10 @@ impl std::fmt::Display for Mojibake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Mojibake::InvalidBytes { replaced } => {
-                write!(f, "{replaced} invalid byte sequence(s) replaced with U+FFFD")
+                write!(
+                    f,
+                    "{replaced} invalid byte sequence(s) replaced with U+FFFD"
+                )
             }
             Mojibake::Utf8AsLatin1 { suspicious } => write!(
                 f,
@@ -82,20 +85,27 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     det.feed(bytes, true);
     let guess = det.guess(None, chardetng::Utf8Detection::Deny);
-    // chardetng may propose any legacy web encoding; for Chinese-first input we accept its
-    // choice between the CJK ones and otherwise compare GB18030 and Big5 by errors.
-    let enc = if guess == GB18030 || guess.name() == "GBK" {
-        GB18030
-    } else if guess == BIG5 {
-        BIG5
-    } else {
-        let gb = GB18030.decode_without_bom_handling(bytes).1;
-        let b5 = BIG5.decode_without_bom_handling(bytes).1;
-        match (gb, b5) {
-            (false, _) => GB18030,
-            (true, false) => BIG5,
-            _ => guess,
+    // Chinese first: decide between GB18030 (a superset of GBK) and Big5 by which one decodes
+    // without errors into ordinary text; chardetng's guess breaks ties.
+    let mut best: Option<(&'static Encoding, (usize, f64))> = None;
+    for enc in [GB18030, BIG5] {
+        let (text, had_errors) = enc.decode_without_bom_handling(bytes);
+        let errors = if had_errors {
+            text.matches('\u{FFFD}').count().max(1)
+        } else {
+            0
+        };
+        let score = (
+            errors,
+            -plausibility(&text) - if enc == guess { 1e-6 } else { 0.0 },
+        );
+        if best.is_none_or(|(_, b)| score.0 < b.0 || (score.0 == b.0 && score.1 < b.1)) {
+            best = Some((enc, score));
         }
+    }
+    let enc = match best {
+        Some((e, _)) => e,
+        None => guess,
     };
     Ok(finish(enc, bytes, false))
 }
@@ -132,7 +142,11 @@ fn guess_utf16(bytes: &[u8]) -> Option<&'static Encoding> {
     if even_zero * 10 > pairs * 3 && odd_zero * 20 < pairs {
         return Some(UTF_16BE);
     }
-    // CJK-heavy UTF-16 has no zeros: accept when strict decoding succeeds and yields CJK.
+    // CJK-heavy UTF-16 has no zeros: accept when strict decoding succeeds and yields CJK, and
+    // the bytes are not valid GB18030 (which would otherwise read them as legitimate text).
+    if sample.len() < 16 || !GB18030.decode_without_bom_handling(sample).1 {
+        return None;
+    }
     for enc in [UTF_16LE, UTF_16BE] {
         let (text, had_errors) = enc.decode_without_bom_handling(sample);
         if !had_errors {
@@ -144,6 +158,26 @@ fn guess_utf16(bytes: &[u8]) -> Option<&'static Encoding> {
         }
     }
     None
+}
+
+/// Share of characters that ordinary Chinese or English text is made of (ASCII, common Han,
+/// CJK punctuation, full-width forms); text decoded with the wrong table scores low.
+fn plausibility(text: &str) -> f64 {
+    let mut total = 0usize;
+    let mut ok = 0usize;
+    for c in text.chars() {
+        total += 1;
+        if c.is_ascii()
+            || matches!(c as u32, 0x4E00..=0x9FFF | 0x3000..=0x303F | 0xFF01..=0xFF5E | 0x2018..=0x201D)
+        {
+            ok += 1;
+        }
+    }
+    if total == 0 {
+        1.0
+    } else {
+        ok as f64 / total as f64
+    }
 }
 
 pub(crate) fn is_cjk(c: char) -> bool {
@@ -196,7 +230,10 @@ mod tests {
     #[test]
     fn utf8_with_and_without_bom() {
         let d = decode(ZH.as_bytes()).unwrap();
-        assert_eq!((d.text.as_str(), d.encoding, d.had_bom), (ZH, "UTF-8", false));
+        assert_eq!(
+            (d.text.as_str(), d.encoding, d.had_bom),
+            (ZH, "UTF-8", false)
+        );
         let mut b = vec![0xEF, 0xBB, 0xBF];
         b.extend_from_slice(ZH.as_bytes());
         let d = decode(&b).unwrap();
@@ -231,7 +268,10 @@ mod tests {
     fn utf8_read_as_latin1_is_reported() {
         let (garbled, _, _) = encoding_rs::WINDOWS_1252.decode(ZH.as_bytes());
         let d = decode(garbled.as_bytes()).unwrap();
-        assert!(matches!(d.mojibake, Some(Mojibake::Utf8AsLatin1 { .. })), "{d:?}");
+        assert!(
+            matches!(d.mojibake, Some(Mojibake::Utf8AsLatin1 { .. })),
+            "{d:?}"
+        );
     }
 
     #[test]

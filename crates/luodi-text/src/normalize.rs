@@ -26,7 +26,8 @@ fn half_width_char(c: char, keep_cjk_punct: bool) -> char {
     match c {
         '\u{3000}' => ' ',
         '\u{FF01}'..='\u{FF5E}' => {
-            if keep_cjk_punct && matches!(c, '，' | '：' | '；' | '！' | '？' | '（' | '）') {
+            if keep_cjk_punct && matches!(c, '，' | '：' | '；' | '！' | '？' | '（' | '）')
+            {
                 c
             } else {
                 char::from_u32(c as u32 - 0xFEE0).unwrap_or(c)
@@ -103,7 +104,13 @@ pub fn fold_for_search(text: &str) -> String {
     let folded: String = text
         .nfkc()
         .flat_map(|c| c.to_lowercase())
-        .map(|c| if c.is_whitespace() || c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     crate::script::fold_to_simplified(&folded)
 }
@@ -120,7 +127,10 @@ mod tests {
 
     #[test]
     fn clean_tidies_whitespace_and_controls() {
-        assert_eq!(clean("  a\u{200B}b\t\tc \r\n\r\n\r\n第二段\u{0007}  "), "ab c\n\n第二段");
+        assert_eq!(
+            clean("  a\u{200B}b\t\tc \r\n\r\n\r\n第二段\u{0007}  "),
+            "ab c\n\n第二段"
+        );
     }
 
     #[test]

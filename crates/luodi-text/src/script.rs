@@ -45,7 +45,10 @@ pub enum Variant {
     Standard,
 }
 
-fn converter(slot: &'static OnceLock<Option<OpenCC>>, cfg: BuiltinConfig) -> Option<&'static OpenCC> {
+fn converter(
+    slot: &'static OnceLock<Option<OpenCC>>,
+    cfg: BuiltinConfig,
+) -> Option<&'static OpenCC> {
     slot.get_or_init(|| OpenCC::from_config(cfg).ok()).as_ref()
 }
 
@@ -89,29 +92,56 @@ pub fn to_traditional(text: &str, variant: Variant) -> String {
     }
 }
 
-/// Folding used for search keys. Character-level plus OpenCC's common phrases, applied the
-/// same way to documents and queries, so 繁 and 简 spellings meet.
+/// Folding used for search keys, applied the same way to documents and queries so 繁 and 简
+/// spellings meet: OpenCC's Taiwan-phrase chain (軟體 → 软件, 資料庫 → 数据库), then a few
+/// simplified variants that OpenCC keeps apart but people use interchangeably (帐号/账号).
+///
+/// OpenCC's chains are not idempotent for a few characters (薴 → 苧 → 苎), so the fold runs to
+/// a fixed point: a key folds to itself, and every spelling of a character meets.
 pub(crate) fn fold_to_simplified(text: &str) -> String {
     if !has_cjk(text) {
         return text.to_owned();
     }
-    convert(&T2S, BuiltinConfig::T2s, text)
+    let mut cur = convert(&TW2SP, BuiltinConfig::Tw2sp, text);
+    if cur != text {
+        for _ in 0..3 {
+            let next = convert(&TW2SP, BuiltinConfig::Tw2sp, &cur);
+            if next == cur {
+                break;
+            }
+            cur = next;
+        }
+    }
+    if cur.contains('帐') {
+        cur = cur.replace('帐', "账");
+    }
+    cur
 }
 
 /// Detects the script of a text from (at most) its first 4,000 characters.
 pub fn detect_script(text: &str) -> Script {
     let sample: String = text.chars().take(4000).collect();
-    let cjk: Vec<char> = sample.chars().filter(|c| crate::encoding::is_cjk(*c)).collect();
+    let cjk: Vec<char> = sample
+        .chars()
+        .filter(|c| crate::encoding::is_cjk(*c))
+        .collect();
     let latin = sample.chars().filter(|c| c.is_ascii_alphabetic()).count();
     if cjk.is_empty() || latin > cjk.len() * 4 {
-        return if latin > 0 { Script::Latin } else { Script::Unknown };
+        return if latin > 0 {
+            Script::Latin
+        } else {
+            Script::Unknown
+        };
     }
     let cjk_text: String = cjk.iter().collect();
     let as_simp = convert(&T2S, BuiltinConfig::T2s, &cjk_text);
     let as_trad = convert(&S2T, BuiltinConfig::S2t, &cjk_text);
     let differs = |other: &str| -> usize {
         if other.chars().count() == cjk.len() {
-            cjk.iter().zip(other.chars()).filter(|(a, b)| **a != *b).count()
+            cjk.iter()
+                .zip(other.chars())
+                .filter(|(a, b)| **a != *b)
+                .count()
         } else {
             1 + cjk.len() / 2
         }
@@ -138,8 +168,14 @@ mod tests {
 
     #[test]
     fn detects_scripts() {
-        assert_eq!(detect_script("员工请假须提前三个工作日提交申请"), Script::Simplified);
-        assert_eq!(detect_script("員工請假須提前三個工作日提交申請"), Script::Traditional);
+        assert_eq!(
+            detect_script("员工请假须提前三个工作日提交申请"),
+            Script::Simplified
+        );
+        assert_eq!(
+            detect_script("員工請假須提前三個工作日提交申請"),
+            Script::Traditional
+        );
         assert_eq!(detect_script("How do I reset my password?"), Script::Latin);
         assert_eq!(detect_script("2024-01-01"), Script::Unknown);
     }

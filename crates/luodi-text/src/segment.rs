@@ -111,15 +111,21 @@ mod tests {
     fn user_words_are_kept_whole() {
         let mut s = Segmenter::shared().clone();
         assert!(s.cut("杭分的放号情况").len() > 2);
-        s.load_user_dict("# glossary\n杭分 1000 n\n".as_bytes()).unwrap();
+        s.load_user_dict("# glossary\n杭分 1000 n\n".as_bytes())
+            .unwrap();
         assert_eq!(s.cut("杭分的放号情况")[0], "杭分");
-        assert!(!Segmenter::shared().has_word("杭分"), "shared dictionary untouched");
+        assert!(
+            !Segmenter::shared().has_word("杭分"),
+            "shared dictionary untouched"
+        );
     }
 
     #[test]
     fn bad_dict_line_is_named() {
         let mut s = Segmenter::shared().clone();
-        let e = s.load_user_dict("好词 12\n坏词 many\n".as_bytes()).unwrap_err();
+        let e = s
+            .load_user_dict("好词 12\n坏词 many\n".as_bytes())
+            .unwrap_err();
         assert_eq!(e.line, 2);
     }
 }

@@ -26,7 +26,23 @@ pub fn split_sentences(text: &str) -> Vec<&str> {
             let mut end = pos + c.len_utf8();
             // keep closing quotes/brackets and repeated terminators with the sentence
             while let Some(&(p, n)) = chars.get(i + 1) {
-                if matches!(n, '”' | '’' | '」' | '』' | '）' | ')' | '"' | '\'' | '】' | '》' | '。' | '！' | '？' | '!' | '?') {
+                if matches!(
+                    n,
+                    '”' | '’'
+                        | '」'
+                        | '』'
+                        | '）'
+                        | ')'
+                        | '"'
+                        | '\''
+                        | '】'
+                        | '》'
+                        | '。'
+                        | '！'
+                        | '？'
+                        | '!'
+                        | '?'
+                ) {
                     end = p + n.len_utf8();
                     i += 1;
                 } else {
@@ -58,11 +74,22 @@ mod tests {
     #[test]
     fn splits_chinese_and_keeps_numbers_whole() {
         let s = split_sentences("报销上限为3.5万元。需要发票吗？“需要。”请在v2.1系统中提交!");
-        assert_eq!(s, vec!["报销上限为3.5万元。", "需要发票吗？", "“需要。”", "请在v2.1系统中提交!"]);
+        assert_eq!(
+            s,
+            vec![
+                "报销上限为3.5万元。",
+                "需要发票吗？",
+                "“需要。”",
+                "请在v2.1系统中提交!"
+            ]
+        );
     }
 
     #[test]
     fn english_sentences() {
-        assert_eq!(split_sentences("Reset it. Then log in.\nDone"), vec!["Reset it.", "Then log in.", "Done"]);
+        assert_eq!(
+            split_sentences("Reset it. Then log in.\nDone"),
+            vec!["Reset it.", "Then log in.", "Done"]
+        );
     }
 }

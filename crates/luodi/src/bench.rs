@@ -84,7 +84,11 @@ fn passages(data: &Path) -> Result<Vec<(String, String)>> {
             }
         }
     }
-    anyhow::ensure!(!out.is_empty(), "no corpus.jsonl found under {}", data.display());
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no corpus.jsonl found under {}",
+        data.display()
+    );
     Ok(out)
 }
 
@@ -157,7 +161,13 @@ fn generate_corpus(dir: &Path, data: &Path, mb: u64) -> Result<(u64, u64)> {
             }
             n += 1;
             if md {
-                body.push_str(&format!("## {} · 编号{}-{}\n\n{}\n\n", if title.is_empty() { "条目" } else { title }, round, n, text));
+                body.push_str(&format!(
+                    "## {} · 编号{}-{}\n\n{}\n\n",
+                    if title.is_empty() { "条目" } else { title },
+                    round,
+                    n,
+                    text
+                ));
             } else {
                 body.push_str(&format!("编号{round}-{n}：{text}\n\n"));
             }
@@ -173,7 +183,8 @@ fn generate_corpus(dir: &Path, data: &Path, mb: u64) -> Result<(u64, u64)> {
 
 fn ingest(home: &Path, b: IngestBench, quiet: bool) -> Result<ExitCode> {
     let corpus_dir = home.join("bench").join(format!("ingest-corpus-{}mb", b.mb));
-    let (files, bytes) = generate_corpus(&corpus_dir, &b.data, b.mb).context("generating the benchmark corpus")?;
+    let (files, bytes) =
+        generate_corpus(&corpus_dir, &b.data, b.mb).context("generating the benchmark corpus")?;
     let bench_home = home.join("bench").join("ingest-home");
     if bench_home.exists() {
         std::fs::remove_dir_all(&bench_home)?;
@@ -194,7 +205,14 @@ fn ingest(home: &Path, b: IngestBench, quiet: bool) -> Result<ExitCode> {
     let ratio = first.seconds / second.seconds.max(1e-9);
     let mut out = std::io::stdout().lock();
     writeln!(out, "ingest benchmark: {files} files, {:.1} MB (BM25 only: read + normalize + segment + chunk + index)", bytes as f64 / 1e6)?;
-    writeln!(out, "  first ingest     {:.2}s  {:.2} MB/s  {:.0} files/s  {} chunks", first.seconds, mbs, files as f64 / first.seconds, first.chunks)?;
+    writeln!(
+        out,
+        "  first ingest     {:.2}s  {:.2} MB/s  {:.0} files/s  {} chunks",
+        first.seconds,
+        mbs,
+        files as f64 / first.seconds,
+        first.chunks
+    )?;
     writeln!(out, "  unchanged rerun  {:.3}s  ({} unchanged, {} re-read)  {:.0}x faster than the first ingest", second.seconds, second.unchanged, second.bytes_read, ratio)?;
     writeln!(out, "  peak RSS {peak:.0} MB")?;
     if b.json {
@@ -214,7 +232,10 @@ fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<
     let cfg = KbConfig::default();
     if let Ok(s) = std::fs::read_to_string(&marker) {
         let v: serde_json::Value = serde_json::from_str(&s)?;
-        return Ok((Kb::open_at(dir, "bench", cfg)?, v["build_seconds"].as_f64().unwrap_or(0.0)));
+        return Ok((
+            Kb::open_at(dir, "bench", cfg)?,
+            v["build_seconds"].as_f64().unwrap_or(0.0),
+        ));
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -244,7 +265,10 @@ fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<
                 Extracted {
                     record: Some(i.to_string()),
                     title: Some(format!("{title} {round}")),
-                    blocks: vec![Block::paragraph(format!("{text}（第{round}版）"), Default::default())],
+                    blocks: vec![Block::paragraph(
+                        format!("{text}（第{round}版）"),
+                        Default::default(),
+                    )],
                     metadata: Default::default(),
                 }
             })
@@ -265,7 +289,10 @@ fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<
     bar.finish();
     kb.store.optimize()?;
     let secs = started.elapsed().as_secs_f64();
-    std::fs::write(&marker, serde_json::json!({"chunks": chunks, "build_seconds": secs}).to_string())?;
+    std::fs::write(
+        &marker,
+        serde_json::json!({"chunks": chunks, "build_seconds": secs}).to_string(),
+    )?;
     Ok((kb, secs))
 }
 
@@ -277,7 +304,11 @@ fn search(home: &Path, b: SearchBench, quiet: bool) -> Result<ExitCode> {
     // reopen so the resident memory is that of a process that just opened the knowledge base
     let kb = Kb::open_at(&dir, "bench", KbConfig::default())?;
     let qs = queries(&b.data);
-    anyhow::ensure!(!qs.is_empty(), "no queries.jsonl under {}", b.data.display());
+    anyhow::ensure!(
+        !qs.is_empty(),
+        "no queries.jsonl under {}",
+        b.data.display()
+    );
     let run = |q: &str| -> Result<f64> {
         let t = Instant::now();
         let ids = kb.store.search_ids(&SearchQuery {
@@ -300,7 +331,14 @@ fn search(home: &Path, b: SearchBench, quiet: bool) -> Result<ExitCode> {
     let q = |p| luodi_eval::quantile(&lat, p);
     let (rss, peak) = rss_mb();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "search benchmark: {} chunks ({:.0} MB of text, {:.0} MB on disk), built in {:.0}s", stats.chunks, stats.text_bytes as f64 / 1e6, stats.disk_bytes as f64 / 1e6, build_seconds)?;
+    writeln!(
+        out,
+        "search benchmark: {} chunks ({:.0} MB of text, {:.0} MB on disk), built in {:.0}s",
+        stats.chunks,
+        stats.text_bytes as f64 / 1e6,
+        stats.disk_bytes as f64 / 1e6,
+        build_seconds
+    )?;
     writeln!(out, "  {} queries, k=10 (search + fetch): p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  mean {:.2} ms", lat.len(), q(0.5), q(0.95), q(0.99), lat.iter().sum::<f64>() / lat.len() as f64)?;
     writeln!(out, "  RSS {rss:.0} MB (peak {peak:.0} MB)")?;
     if b.json {

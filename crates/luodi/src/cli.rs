@@ -15,7 +15,11 @@ use luodi_ingest::{ReadOptions, TableMode};
 use crate::progress::Bar;
 
 #[derive(Parser, Debug)]
-#[command(name = "luodi", version, about = "落地 — local knowledge bases and answers from your own documents")]
+#[command(
+    name = "luodi",
+    version,
+    about = "落地 — local knowledge bases and answers from your own documents"
+)]
 pub struct Cli {
     /// Data directory (knowledge bases, conversations, caches).
     #[arg(long, global = true, env = "LUODI_HOME", default_value = ".luodi")]
@@ -235,7 +239,10 @@ fn format_time(secs: i64) -> String {
 
 fn display_path(p: &str) -> String {
     let path = std::path::Path::new(p.split('#').next().unwrap_or(p));
-    match std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(&cwd).ok().map(|r| r.to_path_buf())) {
+    match std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(|r| r.to_path_buf()))
+    {
         Some(rel) => rel.display().to_string(),
         None => path.display().to_string(),
     }
@@ -278,7 +285,14 @@ fn kb(home: &std::path::Path, cmd: KbCmd) -> Result<ExitCode> {
                 for kb in list {
                     let stats = h.open_kb(&kb.name).and_then(|k| k.stats());
                     match stats {
-                        Ok(s) => writeln!(out, "{}\t{} documents\t{} chunks\tcreated {}", kb.name, s.documents, s.chunks, format_time(kb.created_at))?,
+                        Ok(s) => writeln!(
+                            out,
+                            "{}\t{} documents\t{} chunks\tcreated {}",
+                            kb.name,
+                            s.documents,
+                            s.chunks,
+                            format_time(kb.created_at)
+                        )?,
                         Err(e) => writeln!(out, "{}\t(unavailable: {e})", kb.name)?,
                     }
                 }
@@ -306,13 +320,24 @@ fn kb(home: &std::path::Path, cmd: KbCmd) -> Result<ExitCode> {
         KbCmd::Export { name, file } => {
             let kb = h.open_kb(&name)?;
             let n = backup::export(&kb, &file)?;
-            writeln!(out, "exported {n} documents of {name} to {}", file.display())?;
+            writeln!(
+                out,
+                "exported {n} documents of {name} to {}",
+                file.display()
+            )?;
         }
         KbCmd::Import { file, name } => {
             let info = backup::import(&h, &file, name.as_deref())?;
             let kb = h.open_kb(&info.name)?;
             let s = kb.stats()?;
-            writeln!(out, "imported {} as {} ({} documents, {} chunks)", file.display(), info.name, s.documents, s.chunks)?;
+            writeln!(
+                out,
+                "imported {} as {} ({} documents, {} chunks)",
+                file.display(),
+                info.name,
+                s.documents,
+                s.chunks
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -328,7 +353,11 @@ fn ingest(home: &std::path::Path, a: IngestArgs, quiet: bool) -> Result<ExitCode
             text_field: a.text_field,
             id_field: a.id_field,
             title_field: a.title_field,
-            table_mode: if a.rows_as_records { TableMode::Row } else { TableMode::Sheet },
+            table_mode: if a.rows_as_records {
+                TableMode::Row
+            } else {
+                TableMode::Sheet
+            },
         },
         metadata: a.meta.into_iter().collect::<BTreeMap<_, _>>(),
         remove_missing: !a.keep_missing,
@@ -403,9 +432,19 @@ fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
             hit.score,
             place,
             display_path(&hit.doc_key),
-            if loc.is_empty() { String::new() } else { format!(" ({loc})") }
+            if loc.is_empty() {
+                String::new()
+            } else {
+                format!(" ({loc})")
+            }
         )?;
-        for line in hit.chunk.text.lines().filter(|l| !l.trim().is_empty()).take(6) {
+        for line in hit
+            .chunk
+            .text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(6)
+        {
             writeln!(out, "   {line}")?;
         }
     }
@@ -415,10 +454,15 @@ fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
 fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> {
     let half = match a.half.as_deref() {
         None => None,
-        Some(s) => Some(luodi_eval::Half::parse(s).ok_or_else(|| luodi_core::Error::InvalidInput(format!("--half {s:?}: use tune or report")))?),
+        Some(s) => Some(luodi_eval::Half::parse(s).ok_or_else(|| {
+            luodi_core::Error::InvalidInput(format!("--half {s:?}: use tune or report"))
+        })?),
     };
     if !a.data.is_dir() {
-        bail!(luodi_core::Error::InvalidInput(format!("--data {}: not a folder", a.data.display())));
+        bail!(luodi_core::Error::InvalidInput(format!(
+            "--data {}: not a folder",
+            a.data.display()
+        )));
     }
     let ev = luodi_eval::retrieval::RetrievalEval {
         data: a.data.clone(),
@@ -440,7 +484,11 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
     };
     let r = luodi_eval::retrieval::run(&ev)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "retrieval eval: {} (mode {}, split {}, half {}, analyzer {})", r.data, r.mode, r.split, r.half, r.analyzer)?;
+    writeln!(
+        out,
+        "retrieval eval: {} (mode {}, split {}, half {}, analyzer {})",
+        r.data, r.mode, r.split, r.half, r.analyzer
+    )?;
     writeln!(out, "  queries {}  corpus {}", r.queries, r.corpus)?;
     writeln!(
         out,

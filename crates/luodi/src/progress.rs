@@ -19,7 +19,9 @@ impl Bar {
         if quiet {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
-        if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {per_sec}  {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {per_sec}  {msg}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         Bar {
@@ -44,7 +46,8 @@ impl Progress for Bar {
         let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.bar.inc(files);
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        self.bar.set_message(format!("{:.1} MB/s", total as f64 / 1e6 / secs));
+        self.bar
+            .set_message(format!("{:.1} MB/s", total as f64 / 1e6 / secs));
     }
 
     fn message(&self, line: &str) {

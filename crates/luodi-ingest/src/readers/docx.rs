@@ -17,19 +17,26 @@ fn parse_err(reason: impl std::fmt::Display) -> ReadError {
     }
 }
 
-fn zip_text(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Option<String>, ReadError> {
+fn zip_text(
+    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+) -> Result<Option<String>, ReadError> {
     let mut f = match zip.by_name(name) {
         Ok(f) => f,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(e) => return Err(parse_err(e)),
     };
     let mut s = String::new();
-    f.read_to_string(&mut s).map_err(|e| parse_err(format!("{name}: {e}")))?;
+    f.read_to_string(&mut s)
+        .map_err(|e| parse_err(format!("{name}: {e}")))?;
     Ok(Some(s))
 }
 
 fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
-    e.try_get_attribute(name).ok().flatten().map(|a| a.value.into_owned())
+    e.try_get_attribute(name)
+        .ok()
+        .flatten()
+        .map(|a| a.value.into_owned())
 }
 
 fn heading_from_style(style: &str) -> Option<u8> {
@@ -37,7 +44,9 @@ fn heading_from_style(style: &str) -> Option<u8> {
     if s == "title" {
         return Some(1);
     }
-    let rest = s.strip_prefix("heading").or_else(|| s.strip_prefix("标题"))?;
+    let rest = s
+        .strip_prefix("heading")
+        .or_else(|| s.strip_prefix("标题"))?;
     rest.parse::<u8>().ok().filter(|l| (1..=6).contains(l))
 }
 
@@ -54,7 +63,8 @@ fn entity(name: &str) -> Option<char> {
 
 pub(crate) fn read(bytes: &[u8]) -> Result<ReadOutput, ReadError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(parse_err)?;
-    let xml = zip_text(&mut zip, "word/document.xml")?.ok_or_else(|| parse_err("no word/document.xml (not a Word document)"))?;
+    let xml = zip_text(&mut zip, "word/document.xml")?
+        .ok_or_else(|| parse_err("no word/document.xml (not a Word document)"))?;
     let title = zip_text(&mut zip, "docProps/core.xml")?.and_then(|core| {
         let start = core.find("<dc:title>")? + "<dc:title>".len();
         let end = core[start..].find("</dc:title>")? + start;
@@ -73,7 +83,12 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ReadOutput, ReadError> {
     let mut table_rows: Vec<Vec<String>> = Vec::new();
     let mut n = 0u32;
     loop {
-        let ev = reader.read_event().map_err(|e| parse_err(format!("word/document.xml at byte {}: {e}", reader.buffer_position())))?;
+        let ev = reader.read_event().map_err(|e| {
+            parse_err(format!(
+                "word/document.xml at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })?;
         match ev {
             Event::Start(e) | Event::Empty(e) => {
                 let name = e.name();
@@ -149,10 +164,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ReadOutput, ReadError> {
                     para.clear();
                 }
                 "w:tc" if table_depth == 1 => row.push(cell.replace('|', "\\|")),
-                "w:tr" if table_depth == 1 => {
-                    if row.iter().any(|c| !c.is_empty()) {
-                        table_rows.push(std::mem::take(&mut row));
-                    }
+                "w:tr" if table_depth == 1 && row.iter().any(|c| !c.is_empty()) => {
+                    table_rows.push(std::mem::take(&mut row));
                 }
                 "w:tbl" => {
                     table_depth = table_depth.saturating_sub(1);
@@ -187,10 +200,16 @@ fn push_table(rows: &[Vec<String>], n: u32, blocks: &mut Vec<Block>) {
     let Some((head, body)) = rows.split_first() else {
         return;
     };
-    let header = format!("| {} |\n|{}", head.join(" | "), " --- |".repeat(head.len().max(1)));
+    let header = format!(
+        "| {} |\n|{}",
+        head.join(" | "),
+        " --- |".repeat(head.len().max(1))
+    );
     for (i, r) in body.iter().enumerate() {
         blocks.push(Block {
-            kind: BlockKind::TableRow { header: header.clone() },
+            kind: BlockKind::TableRow {
+                header: header.clone(),
+            },
             text: format!("| {} |", r.join(" | ")),
             location: Location {
                 paragraph: Some(n),

@@ -13,8 +13,25 @@ const SKIP: &[&str] = &[
     "iframe", "svg", "template", "head", "menu",
 ];
 const BLOCK: &[&str] = &[
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd", "pre",
-    "blockquote", "figure", "figcaption", "address", "body", "center", "hr",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "pre",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "address",
+    "body",
+    "center",
+    "hr",
 ];
 
 struct Walker {
@@ -92,7 +109,16 @@ impl Walker {
 }
 
 fn is_boilerplate(e: &scraper::node::Element) -> bool {
-    let marks = ["nav", "menu", "footer", "header", "breadcrumb", "sidebar", "copyright", "cookie"];
+    let marks = [
+        "nav",
+        "menu",
+        "footer",
+        "header",
+        "breadcrumb",
+        "sidebar",
+        "copyright",
+        "cookie",
+    ];
     let check = |v: Option<&str>| {
         v.is_some_and(|v| {
             let v = v.to_ascii_lowercase();
@@ -100,7 +126,9 @@ fn is_boilerplate(e: &scraper::node::Element) -> bool {
                 .any(|w| marks.contains(&w))
         })
     };
-    check(e.attr("id")) || check(e.attr("class")) || e.attr("role").is_some_and(|r| r == "navigation")
+    check(e.attr("id"))
+        || check(e.attr("class"))
+        || e.attr("role").is_some_and(|r| r == "navigation")
 }
 
 fn collapse(s: &str) -> String {

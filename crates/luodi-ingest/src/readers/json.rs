@@ -22,7 +22,11 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-fn pick<'a>(obj: &'a Map<String, Value>, chosen: Option<&str>, defaults: &[&str]) -> Option<(&'a str, &'a Value)> {
+fn pick<'a>(
+    obj: &'a Map<String, Value>,
+    chosen: Option<&str>,
+    defaults: &[&str],
+) -> Option<(&'a str, &'a Value)> {
     match chosen {
         Some(f) => obj.get_key_value(f).map(|(k, v)| (k.as_str(), v)),
         None => defaults
@@ -31,10 +35,19 @@ fn pick<'a>(obj: &'a Map<String, Value>, chosen: Option<&str>, defaults: &[&str]
     }
 }
 
-fn record(obj: &Map<String, Value>, opts: &ReadOptions, fallback_id: usize) -> Result<Extracted, String> {
-    let (text_key, text) = pick(obj, opts.text_field.as_deref(), TEXT_FIELDS).ok_or_else(|| match &opts.text_field {
-        Some(f) => format!("no field {f:?}"),
-        None => format!("no text field (looked for {}; choose one with --text-field)", TEXT_FIELDS.join(", ")),
+fn record(
+    obj: &Map<String, Value>,
+    opts: &ReadOptions,
+    fallback_id: usize,
+) -> Result<Extracted, String> {
+    let (text_key, text) = pick(obj, opts.text_field.as_deref(), TEXT_FIELDS).ok_or_else(|| {
+        match &opts.text_field {
+            Some(f) => format!("no field {f:?}"),
+            None => format!(
+                "no text field (looked for {}; choose one with --text-field)",
+                TEXT_FIELDS.join(", ")
+            ),
+        }
     })?;
     let text = match text {
         Value::String(s) => s.clone(),
@@ -86,7 +99,11 @@ pub(crate) fn read_json(bytes: &[u8], opts: &ReadOptions) -> Result<ReadOutput, 
         ..Default::default()
     };
     for (i, item) in items.iter().enumerate() {
-        match item.as_object().ok_or_else(|| "not an object".to_string()).and_then(|o| record(o, opts, i + 1)) {
+        match item
+            .as_object()
+            .ok_or_else(|| "not an object".to_string())
+            .and_then(|o| record(o, opts, i + 1))
+        {
             Ok(d) => out.documents.push(d),
             Err(e) => out.warnings.push(format!("item {}: {e}", i + 1)),
         }

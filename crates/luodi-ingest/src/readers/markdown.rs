@@ -12,10 +12,11 @@ fn is_table_line(l: &str) -> bool {
 
 fn is_separator(l: &str) -> bool {
     let t = l.trim().trim_matches('|');
-    !t.is_empty() && t.split('|').all(|c| {
-        let c = c.trim();
-        !c.is_empty() && c.chars().all(|ch| matches!(ch, '-' | ':' | ' '))
-    })
+    !t.is_empty()
+        && t.split('|').all(|c| {
+            let c = c.trim();
+            !c.is_empty() && c.chars().all(|ch| matches!(ch, '-' | ':' | ' '))
+        })
 }
 
 pub(crate) fn read(bytes: &[u8]) -> Result<ReadOutput, ReadError> {
@@ -64,7 +65,11 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ReadOutput, ReadError> {
             flush(&mut para, &mut blocks, &mut n);
         } else if let Some(level) = heading_level(t) {
             flush(&mut para, &mut blocks, &mut n);
-            let h = t[level as usize..].trim().trim_end_matches('#').trim().to_owned();
+            let h = t[level as usize..]
+                .trim()
+                .trim_end_matches('#')
+                .trim()
+                .to_owned();
             if level == 1 && title.is_none() {
                 title = Some(h.clone());
             }

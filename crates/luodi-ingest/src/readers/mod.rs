@@ -106,7 +106,10 @@ pub fn read_bytes(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<ReadO
         FileKind::Json => json::read_json(bytes, opts)?,
         FileKind::Jsonl => json::read_jsonl(bytes, opts)?,
         FileKind::Csv => {
-            let delim = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv")) {
+            let delim = if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
+            {
                 b'\t'
             } else {
                 b','
@@ -133,7 +136,10 @@ pub fn read_bytes(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<ReadO
 }
 
 fn out_is_multi(kind: FileKind) -> bool {
-    matches!(kind, FileKind::Json | FileKind::Jsonl | FileKind::Csv | FileKind::Xlsx)
+    matches!(
+        kind,
+        FileKind::Json | FileKind::Jsonl | FileKind::Csv | FileKind::Xlsx
+    )
 }
 
 /// Splits plain text into paragraph blocks at blank lines (or at single line breaks when the

@@ -54,7 +54,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ReadOutput, ReadError> {
         return Ok(out);
     }
     if !empty_pages.is_empty() {
-        out.warnings.push(format!("page(s) without text: {:?}", empty_pages));
+        out.warnings
+            .push(format!("page(s) without text: {:?}", empty_pages));
     }
     out.documents.push(Extracted {
         title: None,
@@ -68,7 +69,24 @@ pub(crate) fn read(bytes: &[u8]) -> Result<ReadOutput, ReadError> {
 /// sentence punctuation continue on the next line; joining them restores the paragraph.
 fn join_wrapped_lines(page: &str) -> String {
     let mut out = String::with_capacity(page.len());
-    let lines: Vec<&str> = page.lines().map(str::trim_end).collect();
+    // closing punctuation wrapped onto a line of its own belongs to the line before it
+    let mut lines: Vec<String> = Vec::new();
+    for l in page.lines().map(str::trim) {
+        let starts_closing = l
+            .chars()
+            .next()
+            .is_some_and(|c| "。，、；：！？）」』”".contains(c));
+        if starts_closing {
+            while lines.last().is_some_and(|p: &String| p.is_empty()) {
+                lines.pop();
+            }
+            if let Some(prev) = lines.last_mut() {
+                prev.push_str(l);
+                continue;
+            }
+        }
+        lines.push(l.to_owned());
+    }
     for (i, line) in lines.iter().enumerate() {
         out.push_str(line.trim_start());
         let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");

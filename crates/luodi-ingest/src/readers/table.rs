@@ -15,17 +15,35 @@ fn md_cell(s: &str) -> String {
 }
 
 /// Builds documents from a grid whose first non-empty row is the header.
-fn grid_to_docs(rows: Vec<Vec<String>>, sheet: Option<&str>, opts: &ReadOptions, out: &mut Vec<Extracted>) {
-    let mut it = rows.into_iter().enumerate().filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()));
+fn grid_to_docs(
+    rows: Vec<Vec<String>>,
+    sheet: Option<&str>,
+    opts: &ReadOptions,
+    out: &mut Vec<Extracted>,
+) {
+    let mut it = rows
+        .into_iter()
+        .enumerate()
+        .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()));
     let Some((header_idx, header)) = it.next() else {
         return;
     };
     let header: Vec<String> = header
         .iter()
         .enumerate()
-        .map(|(i, h)| if h.trim().is_empty() { format!("列{}", i + 1) } else { md_cell(h) })
+        .map(|(i, h)| {
+            if h.trim().is_empty() {
+                format!("列{}", i + 1)
+            } else {
+                md_cell(h)
+            }
+        })
         .collect();
-    let md_header = format!("| {} |\n|{}", header.join(" | "), " --- |".repeat(header.len()));
+    let md_header = format!(
+        "| {} |\n|{}",
+        header.join(" | "),
+        " --- |".repeat(header.len())
+    );
     let mut sheet_doc = Extracted {
         title: sheet.map(str::to_owned),
         record: sheet.map(str::to_owned),
@@ -43,7 +61,9 @@ fn grid_to_docs(rows: Vec<Vec<String>>, sheet: Option<&str>, opts: &ReadOptions,
                     .map(|i| row.get(i).map(|c| md_cell(c)).unwrap_or_default())
                     .collect();
                 sheet_doc.blocks.push(Block {
-                    kind: BlockKind::TableRow { header: md_header.clone() },
+                    kind: BlockKind::TableRow {
+                        header: md_header.clone(),
+                    },
                     text: format!("| {} |", cells.join(" | ")),
                     location,
                 });
@@ -56,7 +76,10 @@ fn grid_to_docs(rows: Vec<Vec<String>>, sheet: Option<&str>, opts: &ReadOptions,
                     if c.is_empty() {
                         continue;
                     }
-                    let h = header.get(i).cloned().unwrap_or_else(|| format!("列{}", i + 1));
+                    let h = header
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| format!("列{}", i + 1));
                     if c.chars().count() <= 60 {
                         metadata.insert(h.clone(), c.to_owned());
                     }
@@ -67,7 +90,10 @@ fn grid_to_docs(rows: Vec<Vec<String>>, sheet: Option<&str>, opts: &ReadOptions,
                     None => (idx + 1).to_string(),
                 };
                 out.push(Extracted {
-                    title: row.first().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()),
+                    title: row
+                        .first()
+                        .map(|c| c.trim().to_owned())
+                        .filter(|c| !c.is_empty()),
                     record: Some(record),
                     blocks: vec![Block::paragraph(lines.join("\n"), location)],
                     metadata,
@@ -81,7 +107,12 @@ fn grid_to_docs(rows: Vec<Vec<String>>, sheet: Option<&str>, opts: &ReadOptions,
     }
 }
 
-pub(crate) fn read_csv(bytes: &[u8], delimiter: u8, stem: &str, opts: &ReadOptions) -> Result<ReadOutput, ReadError> {
+pub(crate) fn read_csv(
+    bytes: &[u8],
+    delimiter: u8,
+    stem: &str,
+    opts: &ReadOptions,
+) -> Result<ReadOutput, ReadError> {
     let (text, enc) = decode_text(bytes)?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -128,17 +159,31 @@ fn cell_string(c: &Data) -> String {
     }
 }
 
-pub(crate) fn read_workbook(bytes: &[u8], _stem: &str, opts: &ReadOptions) -> Result<ReadOutput, ReadError> {
-    let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| ReadError::Parse {
-        kind: "spreadsheet",
-        reason: e.to_string(),
-    })?;
+pub(crate) fn read_workbook(
+    bytes: &[u8],
+    stem: &str,
+    opts: &ReadOptions,
+) -> Result<ReadOutput, ReadError> {
+    let mut wb =
+        open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| ReadError::Parse {
+            kind: "spreadsheet",
+            reason: e.to_string(),
+        })?;
     let mut out = ReadOutput::default();
     for name in wb.sheet_names() {
         match wb.worksheet_range(&name) {
             Ok(range) => {
-                let rows: Vec<Vec<String>> = range.rows().map(|r| r.iter().map(cell_string).collect()).collect();
+                let rows: Vec<Vec<String>> = range
+                    .rows()
+                    .map(|r| r.iter().map(cell_string).collect())
+                    .collect();
+                let before = out.documents.len();
                 grid_to_docs(rows, Some(&name), opts, &mut out.documents);
+                if opts.table_mode == TableMode::Sheet {
+                    for d in &mut out.documents[before..] {
+                        d.title = Some(format!("{stem} · {name}"));
+                    }
+                }
             }
             Err(e) => out.warnings.push(format!("sheet {name:?}: {e}")),
         }

@@ -1,0 +1,106 @@
+//! The embedded store: atomic changes, search across scripts, reopen.
+
+use std::collections::BTreeMap;
+
+use luodi_core::{Backend, Change, Chunk, Document, SearchQuery, SourceState, SourceUpdate};
+use luodi_index::{Analyzer, AnalyzerConfig, EmbeddedStore, StoreOptions};
+
+fn update(path: &str, texts: &[&str], dept: &str) -> Change {
+    let mut metadata = BTreeMap::new();
+    metadata.insert("department".to_string(), dept.to_string());
+    Change::Upsert(SourceUpdate {
+        source: SourceState {
+            path: path.into(),
+            content_hash: format!("{path}{}", texts.len()),
+            size: 1,
+            mtime: 1,
+        },
+        documents: vec![(
+            Document {
+                key: path.into(),
+                source: path.into(),
+                title: path.into(),
+                modified: Some(1_700_000_000),
+                content_hash: "h".into(),
+                metadata,
+            },
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Chunk {
+                    ordinal: i as u32,
+                    text: t.to_string(),
+                    heading_path: vec![],
+                    location: Default::default(),
+                })
+                .collect(),
+        )],
+    })
+}
+
+fn q(text: &str) -> SearchQuery {
+    SearchQuery {
+        text: text.into(),
+        k: 10,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn changes_search_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        s.apply(vec![
+            update(
+                "a.md",
+                &["员工请假须提前三个工作日提交申请", "年假五天"],
+                "人事部",
+            ),
+            update("b.md", &["差旅住宿标准为每晚六百元"], "财务部"),
+        ])
+        .unwrap();
+        let hits = s.search(&q("員工請假")).unwrap();
+        assert_eq!(
+            hits[0].doc_key, "a.md",
+            "traditional query finds simplified text"
+        );
+        let hits = s
+            .search(&SearchQuery {
+                filters: vec![("department".into(), "财务部".into())],
+                ..q("请假 住宿")
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].doc_key, "b.md");
+        // replacing a source replaces its chunks
+        s.apply(vec![update("a.md", &["病假须提供证明"], "人事部")])
+            .unwrap();
+        assert!(s
+            .search(&q("年假"))
+            .unwrap()
+            .iter()
+            .all(|h| !h.chunk.text.contains("年假")));
+        assert_eq!(s.consistency().unwrap(), (2, 2));
+        s.apply(vec![Change::Remove("b.md".into())]).unwrap();
+        assert_eq!(s.consistency().unwrap(), (1, 1));
+    }
+    let s = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(s.stats().unwrap().documents, 1);
+    assert_eq!(
+        s.search(&q("病假证明")).unwrap()[0].chunk.text,
+        "病假须提供证明"
+    );
+    assert!(s.search(&q("的")).unwrap().is_empty() || s.search(&q("")).unwrap().is_empty());
+}
+
+#[test]
+fn analyzer_snapshot() {
+    let a = Analyzer::new(AnalyzerConfig::default());
+    insta::assert_snapshot!(a.terms("杭州分公司的ＶＰＮ帳號密碼").join(" "));
+    assert_eq!(
+        a.terms("軟體帳號"),
+        a.terms("软件账号"),
+        "Taiwan phrases and variants fold together"
+    );
+}

@@ -1,0 +1,421 @@
+//! End-to-end tests of the `luodi` binary on the project's sample corpus.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Env {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let e = Env {
+            home: tempfile::tempdir().unwrap(),
+            work: tempfile::tempdir().unwrap(),
+        };
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/handbook");
+        let dst = e.docs();
+        std::fs::create_dir_all(&dst).unwrap();
+        for f in std::fs::read_dir(src).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        }
+        e
+    }
+
+    fn docs(&self) -> PathBuf {
+        self.work.path().join("handbook")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_luodi"));
+        c.env("LUODI_HOME", self.home.path())
+            .env_remove("LUODI_CRASH_AT")
+            .arg("-q")
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "luodi {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
+    }
+
+    fn ingest(&self, kb: &str, extra: &[&str]) -> Value {
+        let docs = self.docs();
+        let mut args = vec!["ingest", kb, docs.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+
+    fn assert_consistent(&self, kb: &str) -> Value {
+        let s = self.json(&["kb", "stats", kb, "--json"]);
+        assert_eq!(
+            s["chunks"], s["index_docs"],
+            "index and store disagree: {s}"
+        );
+        s
+    }
+}
+
+fn top_doc(hits: &Value) -> String {
+    hits[0]["doc_key"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn quickstart_creates_ingests_and_finds_across_scripts() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "handbook"]);
+    let r = e.ingest("handbook", &[]);
+    assert_eq!(r["added"], 7, "{r}");
+    assert_eq!(r["failed"].as_array().unwrap().len(), 0, "{r}");
+    // a 繁體 question finds the 简体 docx, a 简体 question finds the 繁體 html
+    let hits = e.json(&["search", "handbook", "VPN 連線失敗怎麼辦", "--json"]);
+    assert!(top_doc(&hits).ends_with("IT服务台指南.docx"), "{hits}");
+    let hits = e.json(&["search", "handbook", "一线城市住宿上限", "--json"]);
+    assert!(top_doc(&hits).ends_with("差旅費報銷辦法.html"), "{hits}");
+    assert!(
+        hits[0]["chunk"]["text"].as_str().unwrap().contains("600元"),
+        "table row kept with its header: {hits}"
+    );
+    // the GBK notice decodes; the xlsx row carries its sheet and row
+    let hits = e.json(&["search", "handbook", "春节值班电话", "--json"]);
+    assert!(hits[0]["chunk"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("0571-8888-6000"));
+    let hits = e.json(&["search", "handbook", "杭分 负责人", "--json"]);
+    assert_eq!(hits[0]["chunk"]["location"]["sheet"], "分公司");
+    // human output names document, heading path and location
+    let text = e.ok(&["search", "handbook", "产假多少天", "-k", "1"]);
+    assert!(
+        text.contains("假期一览") && text.contains("员工手册-请假制度.md"),
+        "{text}"
+    );
+    let list = e.ok(&["kb", "list"]);
+    assert!(list.starts_with("handbook\t7 documents"), "{list}");
+}
+
+#[test]
+fn reingest_is_incremental() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    let first = e.ingest("hb", &[]);
+    let chunks = first["chunks"].as_u64().unwrap();
+    let again = e.ingest("hb", &[]);
+    assert_eq!(
+        (
+            again["unchanged"].as_u64(),
+            again["chunks"].as_u64(),
+            again["bytes_read"].as_u64()
+        ),
+        (Some(7), Some(0), Some(0)),
+        "{again}"
+    );
+    // touched but same content: read, hashed, nothing re-indexed
+    let md = e.docs().join("remote-work-policy.md");
+    let content = std::fs::read(&md).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(&md, &content).unwrap();
+    let touched = e.ingest("hb", &[]);
+    assert_eq!(
+        (touched["unchanged"].as_u64(), touched["chunks"].as_u64()),
+        (Some(7), Some(0)),
+        "{touched}"
+    );
+    // changed content replaces the file's chunks
+    std::fs::write(
+        &md,
+        "# Remote Work Policy\n\nStaff may work remotely three days per week.\n",
+    )
+    .unwrap();
+    let changed = e.ingest("hb", &[]);
+    assert_eq!(changed["updated"], 1, "{changed}");
+    let hits = e.json(&["search", "hb", "remotely three days", "--json"]);
+    assert!(hits[0]["chunk"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("three days"));
+    let old = e.json(&["search", "hb", "hardware security key laptop", "--json"]);
+    assert!(
+        old.as_array().unwrap().iter().all(|h| !h["doc_key"]
+            .as_str()
+            .unwrap()
+            .ends_with("remote-work-policy.md")),
+        "{old}"
+    );
+    // a deleted file is removed
+    std::fs::remove_file(e.docs().join("春节放假通知-gbk.txt")).unwrap();
+    let removed = e.ingest("hb", &[]);
+    assert_eq!(removed["removed"], 1, "{removed}");
+    let s = e.assert_consistent("hb");
+    assert_eq!(s["sources"], 6);
+    assert!(s["chunks"].as_u64().unwrap() < chunks + 5);
+}
+
+#[test]
+fn filters_on_metadata_and_dates() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    e.ingest("hb", &["--meta", "department=行政部", "--include", "*.txt"]);
+    let other = e.work.path().join("it");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("值班.md"),
+        "# IT值班\n\n春节期间IT值班电话为0571-8888-6999。\n",
+    )
+    .unwrap();
+    e.ok(&[
+        "ingest",
+        "hb",
+        other.to_str().unwrap(),
+        "--meta",
+        "department=IT",
+    ]);
+    let all = e.json(&["search", "hb", "春节值班电话", "--json"]);
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let it = e.json(&[
+        "search",
+        "hb",
+        "春节值班电话",
+        "--filter",
+        "department=IT",
+        "--json",
+    ]);
+    assert_eq!(it.as_array().unwrap().len(), 1);
+    assert_eq!(it[0]["metadata"]["department"], "IT");
+    let future = e.json(&[
+        "search",
+        "hb",
+        "春节值班电话",
+        "--after",
+        "2999-01-01",
+        "--json",
+    ]);
+    assert!(future.as_array().unwrap().is_empty());
+    let past = e.json(&[
+        "search",
+        "hb",
+        "春节值班电话",
+        "--before",
+        "2999-01-01",
+        "--json",
+    ]);
+    assert_eq!(past.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn export_import_round_trip() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    e.ingest("hb", &[]);
+    let file = e.work.path().join("hb.luodi.jsonl");
+    e.ok(&["kb", "export", "hb", file.to_str().unwrap()]);
+    e.ok(&["kb", "import", file.to_str().unwrap(), "--name", "hb2"]);
+    let a = e.json(&["kb", "stats", "hb", "--json"]);
+    let b = e.assert_consistent("hb2");
+    for k in ["sources", "documents", "chunks", "text_bytes"] {
+        assert_eq!(a[k], b[k], "{k}: {a} vs {b}");
+    }
+    for q in ["VPN 連線失敗", "年假天数", "杭分"] {
+        let x = e.json(&["search", "hb", q, "--json"]);
+        let y = e.json(&["search", "hb2", q, "--json"]);
+        let keys = |v: &Value| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|h| (h["doc_key"].clone(), h["chunk"].clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&x), keys(&y), "{q}");
+    }
+    // importing over an existing name is refused, and nothing is lost
+    let o = e.run(&["kb", "import", file.to_str().unwrap(), "--name", "hb2"]);
+    assert_eq!(o.status.code(), Some(2));
+    e.assert_consistent("hb2");
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let e = Env::new();
+    let o = e.run(&["search", "nope", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"nope\" does not exist"));
+    e.ok(&["kb", "create", "hb"]);
+    let o = e.run(&["kb", "create", "hb"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = e.run(&["kb", "create", "bad/name"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = e.run(&["ingest", "hb", "/no/such/folder"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/folder"));
+    let o = e.run(&["search", "hb", "x", "--filter", "novalue"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = e.run(&["search", "hb", "x", "--after", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    // a broken file among good ones: one line naming it, the run goes on
+    std::fs::write(e.docs().join("broken.docx"), b"PK\x03\x04 not really a zip").unwrap();
+    std::fs::write(e.docs().join("empty.pdf"), b"%PDF-1.4 truncated").unwrap();
+    let r = e.ingest("hb", &[]);
+    assert_eq!(r["added"], 7, "{r}");
+    let failed: Vec<String> = r["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(failed.len(), 2, "{r}");
+    assert!(failed.iter().any(|f| f.ends_with("broken.docx")));
+    e.assert_consistent("hb");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn killed_between_store_and_index_commits_recovers() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    let docs = e.docs();
+    let o = e
+        .cmd(&["ingest", "hb", docs.to_str().unwrap()])
+        .env("LUODI_CRASH_AT", "after-sqlite-commit")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the crash point must have fired");
+    // reopening replays the journal: index and store agree, nothing is duplicated
+    let s = e.assert_consistent("hb");
+    assert!(s["chunks"].as_u64().unwrap() > 0);
+    let r = e.ingest("hb", &[]);
+    assert_eq!(r["unchanged"], 7, "{r}");
+    let hits = e.json(&["search", "hb", "产假多少天", "-k", "50", "--json"]);
+    let ids: Vec<u64> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["chunk_id"].as_u64().unwrap())
+        .collect();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(ids.len(), unique.len());
+}
+
+#[test]
+fn kill_9_mid_ingest_then_rerun_is_consistent() {
+    let e = Env::new();
+    let big = e.work.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    let para =
+        "青禾科技各分公司须按月提交经营报表，报表包括收入、成本与费用明细，由财务部汇总审核。";
+    for i in 0..1500 {
+        let body: String = (0..40)
+            .map(|j| format!("第{i}号文件第{j}段：{para}\n\n"))
+            .collect();
+        std::fs::write(big.join(format!("f{i:04}.txt")), body).unwrap();
+    }
+    e.ok(&["kb", "create", "big"]);
+    for delay in [150u64, 400, 900] {
+        let mut child = e
+            .cmd(&["ingest", "big", big.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        e.assert_consistent("big");
+    }
+    let r = e.ingest_at("big", &big);
+    assert_eq!(r["failed"].as_array().unwrap().len(), 0);
+    let s = e.assert_consistent("big");
+    assert_eq!(s["sources"], 1500);
+    assert_eq!(s["documents"], 1500);
+    // every file holds the same number of chunks: none duplicated, none missing
+    let one = e.json(&["search", "big", "第7号文件", "-k", "1000", "--json"]);
+    let per_file = one
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["doc_key"].as_str().unwrap().ends_with("f0007.txt"))
+        .count() as u64;
+    assert_eq!(s["chunks"].as_u64().unwrap(), per_file * 1500, "{s}");
+}
+
+impl Env {
+    fn ingest_at(&self, kb: &str, path: &Path) -> Value {
+        self.json(&["ingest", kb, path.to_str().unwrap(), "--json"])
+    }
+}
+
+#[test]
+fn eval_retrieval_smoke_on_shared_data() {
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/xquad-zh-retrieval");
+    if !data.exists() {
+        eprintln!("skipped: {} not present", data.display());
+        return;
+    }
+    let e = Env::new();
+    let r = e.json(&[
+        "eval",
+        "retrieval",
+        "--data",
+        data.to_str().unwrap(),
+        "--limit",
+        "30",
+        "--json",
+    ]);
+    for k in [
+        "mrr@10",
+        "recall@1",
+        "recall@5",
+        "recall@10",
+        "recall@50",
+        "ndcg@10",
+        "queries",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "index_seconds",
+        "mode",
+        "split",
+    ] {
+        assert!(r.get(k).is_some(), "missing {k} in {r}");
+    }
+    assert_eq!(r["queries"], 30);
+    assert!(r["mrr@10"].as_f64().unwrap() > 0.8, "{r}");
+    // a second run reuses the cached index
+    let again = e.json(&[
+        "eval",
+        "retrieval",
+        "--data",
+        data.to_str().unwrap(),
+        "--limit",
+        "30",
+        "--json",
+    ]);
+    assert_eq!(again["index_cached"], true);
+    let half = e.json(&[
+        "eval",
+        "retrieval",
+        "--data",
+        data.to_str().unwrap(),
+        "--half",
+        "report",
+        "--json",
+    ]);
+    assert!(half["queries"].as_u64().unwrap() < 1190);
+}
