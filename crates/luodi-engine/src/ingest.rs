@@ -272,6 +272,7 @@ impl Kb {
             batches.push(cur);
         }
         for batch in batches {
+            let t_read = Instant::now();
             let outcomes: Vec<(FileEntry, Outcome)> = batch
                 .into_par_iter()
                 .map(|f| {
@@ -305,7 +306,9 @@ impl Kb {
                     }
                 }
             }
+            let read_ms = t_read.elapsed().as_millis() as u64;
             self.store.apply(changes)?;
+            tracing::debug!(read_ms, total_ms = t_read.elapsed().as_millis() as u64, "ingested batch");
         }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)

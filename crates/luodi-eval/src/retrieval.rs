@@ -26,6 +26,9 @@ pub struct RetrievalEval {
     pub cache_dir: PathBuf,
     /// Index the `title` field of the corpus too.
     pub use_titles: bool,
+    /// Write one JSON line per query (id, text, rank of the first relevant document, top
+    /// documents) here, for error analysis.
+    pub per_query: Option<PathBuf>,
 }
 
 /// The metrics, as printed.
@@ -144,7 +147,7 @@ fn cache_key(corpus: &[u8], cfg: &KbConfig, use_titles: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(corpus);
     h.update(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
-    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 3]);
+    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 6]);
     h.finalize().to_hex()[..24].to_string()
 }
 
@@ -267,7 +270,8 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     let prefix = "corpus#";
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut lat = Vec::with_capacity(selected.len());
-    for (_, text, rel) in &selected {
+    let mut per_query = Vec::new();
+    for (qid, text, rel) in &selected {
         let t = Instant::now();
         let ids = kb.store.search_ids(&SearchQuery {
             text: text.clone(),
@@ -301,6 +305,10 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         if let Some(pos) = ranked.iter().take(10).position(|d| rel.contains_key(d)) {
             mrr += 1.0 / (pos as f64 + 1.0);
         }
+        if ev.per_query.is_some() {
+            let rank = ranked.iter().position(|d| rel.contains_key(d)).map(|p| p + 1);
+            per_query.push(serde_json::json!({"id": qid, "text": text, "rank": rank, "top": &ranked[..ranked.len().min(5)], "relevant": rel.keys().collect::<Vec<_>>()}).to_string());
+        }
         r1 += found(1);
         r5 += found(5);
         r10 += found(10);
@@ -325,6 +333,9 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         if idcg > 0.0 {
             ndcg += dcg / idcg;
         }
+    }
+    if let Some(path) = &ev.per_query {
+        std::fs::write(path, per_query.join("\n") + "\n").map_err(|e| Error::io(path, e))?;
     }
     let n = selected.len() as f64;
     lat.sort_by(|a, b| a.total_cmp(b));

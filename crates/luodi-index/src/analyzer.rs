@@ -143,24 +143,36 @@ impl Analyzer {
     /// Analyzes text that is already folded.
     pub fn analyze_folded(&self, folded: &str) -> Vec<Term> {
         let mut out = Vec::new();
+        self.for_each_term(folded, |text, from, to| {
+            out.push(Term {
+                text: text.to_owned(),
+                from,
+                to,
+            })
+        });
+        out
+    }
+
+    /// Calls `emit(term, from, to)` for each term of already folded text, allocating nothing
+    /// per term (indexing emits ~3 terms per Han character).
+    pub fn for_each_term(&self, folded: &str, mut emit: impl FnMut(&str, usize, usize)) {
         let base = folded.as_ptr() as usize;
         if self.config.words {
-            for w in self.segmenter.cut_for_search(folded) {
+            for w in self.segmenter.cut_dict(folded) {
                 if !w.chars().any(is_term_char) {
                     continue;
                 }
                 let from = w.as_ptr() as usize - base;
                 // Latin and digit words are indexed even when n-grams are on; Han words only
                 // when longer than one char if unigrams already cover them.
-                let han_single = w.chars().count() == 1 && w.chars().all(is_han);
-                if han_single && self.config.unigrams {
+                // a one- or two-character Han word is exactly a unigram or bigram the n-gram pass
+                // emits anyway; indexing it twice would only double its term frequency
+                let n = w.chars().count();
+                let all_han = w.chars().all(is_han);
+                if all_han && ((n == 1 && self.config.unigrams) || (n == 2 && self.config.bigrams)) {
                     continue;
                 }
-                out.push(Term {
-                    text: w.to_owned(),
-                    from,
-                    to: from + w.len(),
-                });
+                emit(w, from, from + w.len());
             }
         }
         let cfg = self.config;
@@ -178,21 +190,13 @@ impl Analyzer {
                 // a lone Han character needs a term of its own unless jieba gave it one
                 let lone = run.len() == 1 && !cfg.words;
                 if cfg.unigrams || lone {
-                    for (k, (p, ch)) in run.iter().enumerate() {
-                        out.push(Term {
-                            text: ch.to_string(),
-                            from: *p,
-                            to: end_of(k),
-                        });
+                    for (k, (p, _)) in run.iter().enumerate() {
+                        emit(&folded[*p..end_of(k)], *p, end_of(k));
                     }
                 }
                 if cfg.bigrams {
                     for k in 0..run.len().saturating_sub(1) {
-                        out.push(Term {
-                            text: folded[run[k].0..end_of(k + 1)].to_owned(),
-                            from: run[k].0,
-                            to: end_of(k + 1),
-                        });
+                        emit(&folded[run[k].0..end_of(k + 1)], run[k].0, end_of(k + 1));
                     }
                 }
             } else if !cfg.words && is_term_char(c) {
@@ -200,16 +204,11 @@ impl Analyzer {
                     i += 1;
                 }
                 let end = chars.get(i).map_or(folded.len(), |x| x.0);
-                out.push(Term {
-                    text: folded[pos..end].to_owned(),
-                    from: pos,
-                    to: end,
-                });
+                emit(&folded[pos..end], pos, end);
             } else {
                 i += 1;
             }
         }
-        out
     }
 
     /// Term strings only.
@@ -223,6 +222,7 @@ impl Analyzer {
 pub(crate) struct TantivyAnalyzer {
     pub analyzer: Analyzer,
     tokens: Vec<tantivy::tokenizer::Token>,
+    len: usize,
 }
 
 impl TantivyAnalyzer {
@@ -230,6 +230,7 @@ impl TantivyAnalyzer {
         TantivyAnalyzer {
             analyzer,
             tokens: Vec::new(),
+            len: 0,
         }
     }
 }
@@ -260,18 +261,26 @@ impl tantivy::tokenizer::Tokenizer for TantivyAnalyzer {
     type TokenStream<'a> = VecTokenStream<'a>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream<'a> {
-        self.tokens.clear();
-        for (position, t) in self.analyzer.analyze(text).into_iter().enumerate() {
-            self.tokens.push(tantivy::tokenizer::Token {
-                offset_from: t.from,
-                offset_to: t.to,
-                position,
-                text: t.text,
-                position_length: 1,
-            });
-        }
+        // token strings are reused across calls: no allocation per term
+        let folded = fold_for_search(text);
+        let tokens = &mut self.tokens;
+        let mut n = 0usize;
+        self.analyzer.for_each_term(&folded, |term, from, to| {
+            if n == tokens.len() {
+                tokens.push(tantivy::tokenizer::Token::default());
+            }
+            let t = &mut tokens[n];
+            t.text.clear();
+            t.text.push_str(term);
+            t.offset_from = from;
+            t.offset_to = to;
+            t.position = n;
+            t.position_length = 1;
+            n += 1;
+        });
+        self.len = n;
         VecTokenStream {
-            tokens: &mut self.tokens,
+            tokens: &mut self.tokens[..n],
             idx: 0,
         }
     }

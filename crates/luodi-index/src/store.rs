@@ -320,7 +320,9 @@ impl EmbeddedStore {
                 doc.add_i64(f.modified, e.modified.unwrap_or(i64::MIN));
                 w.add_document(doc).map_err(tv_err("index chunk"))?;
             }
+            let t = std::time::Instant::now();
             w.commit().map_err(tv_err("commit index"))?;
+            tracing::debug!(commit_ms = t.elapsed().as_millis() as u64, "index commit");
             Ok(())
         })?;
         {
@@ -630,6 +632,7 @@ impl Backend for EmbeddedStore {
         }
         let mut touched: Vec<String> = Vec::new();
         let mut entries: Vec<IndexEntry> = Vec::new();
+        let t0 = std::time::Instant::now();
         {
             let mut conn = self.conn()?;
             let tx = conn.transaction().map_err(sql_err("begin"))?;
@@ -742,7 +745,11 @@ impl Backend for EmbeddedStore {
         }
         #[cfg(feature = "failpoints")]
         crash_point("after-sqlite-commit");
-        self.index_and_clear(&touched, entries)
+        let t1 = std::time::Instant::now();
+        let n = entries.len();
+        self.index_and_clear(&touched, entries)?;
+        tracing::debug!(chunks = n, sqlite_ms = (t1 - t0).as_millis() as u64, index_ms = t1.elapsed().as_millis() as u64, "applied batch");
+        Ok(())
     }
 
     fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {

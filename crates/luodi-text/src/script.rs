@@ -99,23 +99,74 @@ pub fn to_traditional(text: &str, variant: Variant) -> String {
 /// OpenCC's chains are not idempotent for a few characters (薴 → 苧 → 苎), so the fold runs to
 /// a fixed point: a key folds to itself, and every spelling of a character meets.
 pub(crate) fn fold_to_simplified(text: &str) -> String {
-    if !has_cjk(text) {
-        return text.to_owned();
+    // Most text has no character a traditional→simplified dictionary would touch; finding
+    // that out with a bitset is ~50× cheaper than running the dictionaries.
+    if !has_traditional(text) {
+        return fold_variants(text.to_owned());
     }
     let mut cur = convert(&TW2SP, BuiltinConfig::Tw2sp, text);
-    if cur != text {
-        for _ in 0..3 {
-            let next = convert(&TW2SP, BuiltinConfig::Tw2sp, &cur);
-            if next == cur {
-                break;
-            }
-            cur = next;
+    for _ in 0..3 {
+        if !has_traditional(&cur) {
+            break;
         }
+        let next = convert(&TW2SP, BuiltinConfig::Tw2sp, &cur);
+        if next == cur {
+            break;
+        }
+        cur = next;
     }
-    if cur.contains('帐') {
-        cur = cur.replace('帐', "账");
+    fold_variants(cur)
+}
+
+fn fold_variants(s: String) -> String {
+    if s.contains('帐') {
+        s.replace('帐', "账")
+    } else {
+        s
     }
-    cur
+}
+
+const HAN_LIMIT: u32 = 0x3_0000;
+
+/// Characters that the traditional→simplified chain changes on their own.
+fn traditional_chars() -> &'static [u64] {
+    static SET: OnceLock<Vec<u64>> = OnceLock::new();
+    SET.get_or_init(|| {
+        let mut bits = vec![0u64; (HAN_LIMIT as usize).div_ceil(64)];
+        let ranges = [0x3400..=0x4DBF, 0x4E00..=0x9FFF, 0xF900..=0xFAFF, 0x20000..=0x2A6DF];
+        // convert all candidates in one pass per chain: one character per line
+        let mut chars = Vec::new();
+        let mut input = String::new();
+        for r in ranges {
+            for cp in r {
+                if let Some(c) = char::from_u32(cp) {
+                    chars.push(c);
+                    input.push(c);
+                    input.push('\n');
+                }
+            }
+        }
+        for (slot, cfg) in [(&T2S, BuiltinConfig::T2s), (&TW2SP, BuiltinConfig::Tw2sp)] {
+            let out = convert(slot, cfg, &input);
+            for (c, line) in chars.iter().zip(out.split('\n')) {
+                let mut it = line.chars();
+                if it.next() != Some(*c) || it.next().is_some() {
+                    let cp = *c as u32;
+                    bits[(cp / 64) as usize] |= 1 << (cp % 64);
+                }
+            }
+        }
+        bits
+    })
+}
+
+/// True when `text` holds a character that conversion to simplified would change.
+pub fn has_traditional(text: &str) -> bool {
+    let bits = traditional_chars();
+    text.chars().any(|c| {
+        let cp = c as u32;
+        (0x3400..HAN_LIMIT).contains(&cp) && bits[(cp / 64) as usize] & (1 << (cp % 64)) != 0
+    })
 }
 
 /// Detects the script of a text from (at most) its first 4,000 characters.

@@ -98,6 +98,18 @@ impl Segmenter {
             .collect()
     }
 
+    /// Precise-mode segmentation from the dictionary alone (no HMM guessing of unknown words):
+    /// the cheap cut for indexing paths that add character unigrams and bigrams anyway, which
+    /// already cover every sub-word of one or two characters that search mode would add.
+    pub fn cut_dict<'a>(&self, text: &'a str) -> Vec<&'a str> {
+        self.jieba
+            .cut(text, false)
+            .into_iter()
+            .map(|t| t.word)
+            .filter(|w| !w.trim().is_empty())
+            .collect()
+    }
+
     pub fn has_word(&self, word: &str) -> bool {
         self.jieba.has_word(word)
     }

@@ -174,6 +174,9 @@ pub struct RetrievalArgs {
     pub target_chars: Option<usize>,
     #[arg(long, hide = true)]
     pub max_chars: Option<usize>,
+    /// Write one JSON line per query (rank of the first relevant document, top documents).
+    #[arg(long)]
+    pub per_query: Option<PathBuf>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -481,6 +484,7 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
         },
         cache_dir: home.join("eval-cache"),
         use_titles: !a.no_titles,
+        per_query: a.per_query,
     };
     let r = luodi_eval::retrieval::run(&ev)?;
     let mut out = std::io::stdout().lock();
