@@ -19,7 +19,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --features luodi/failpoints -- -D warnings
 echo "== cargo test"
-cargo test --workspace --features luodi/failpoints 2>&1 | tee target/test-output.txt
+cargo test --workspace --no-fail-fast --features luodi/failpoints 2>&1 | tee target/test-output.txt
 # one closing line for the whole run
 python3 - <<'PY'
 import re

@@ -271,6 +271,7 @@ impl Kb {
         if !cur.is_empty() {
             batches.push(cur);
         }
+        let mut since_commit = 0;
         for batch in batches {
             let t_read = Instant::now();
             let outcomes: Vec<(FileEntry, Outcome)> = batch
@@ -307,9 +308,21 @@ impl Kb {
                 }
             }
             let read_ms = t_read.elapsed().as_millis() as u64;
-            self.store.apply(changes)?;
-            tracing::debug!(read_ms, total_ms = t_read.elapsed().as_millis() as u64, "ingested batch");
+            // the index commits every ~128 MB: its threads keep working while the next batch
+            // is read and stored; the journal covers a crash in between
+            self.store.apply_deferred(changes)?;
+            since_commit += 1;
+            if since_commit >= 4 {
+                self.store.commit_pending()?;
+                since_commit = 0;
+            }
+            tracing::debug!(
+                read_ms,
+                total_ms = t_read.elapsed().as_millis() as u64,
+                "ingested batch"
+            );
         }
+        self.store.commit_pending()?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }

@@ -147,7 +147,7 @@ fn cache_key(corpus: &[u8], cfg: &KbConfig, use_titles: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(corpus);
     h.update(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
-    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 6]);
+    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 7]);
     h.finalize().to_hex()[..24].to_string()
 }
 
@@ -306,7 +306,10 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
             mrr += 1.0 / (pos as f64 + 1.0);
         }
         if ev.per_query.is_some() {
-            let rank = ranked.iter().position(|d| rel.contains_key(d)).map(|p| p + 1);
+            let rank = ranked
+                .iter()
+                .position(|d| rel.contains_key(d))
+                .map(|p| p + 1);
             per_query.push(serde_json::json!({"id": qid, "text": text, "rank": rank, "top": &ranked[..ranked.len().min(5)], "relevant": rel.keys().collect::<Vec<_>>()}).to_string());
         }
         r1 += found(1);

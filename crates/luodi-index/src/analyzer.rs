@@ -169,7 +169,8 @@ impl Analyzer {
                 // emits anyway; indexing it twice would only double its term frequency
                 let n = w.chars().count();
                 let all_han = w.chars().all(is_han);
-                if all_han && ((n == 1 && self.config.unigrams) || (n == 2 && self.config.bigrams)) {
+                if all_han && ((n == 1 && self.config.unigrams) || (n == 2 && self.config.bigrams))
+                {
                     continue;
                 }
                 emit(w, from, from + w.len());

@@ -11,16 +11,24 @@ use luodi_core::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use tantivy::collector::TopDocs;
+use tantivy::postings::Postings;
+use tantivy::query::Bm25Weight;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+    TERMINATED,
+};
 
 use crate::analyzer::{Analyzer, AnalyzerConfig, TantivyAnalyzer};
 use crate::schema::{migrate, MIGRATIONS};
+
+/// Candidates gathered by the first search stage (see [`EmbeddedStore::search_ids`]).
+pub const RERANK_DEPTH: usize = 100;
 
 /// The store's SQLite schema version (number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -101,6 +109,8 @@ pub struct EmbeddedStore {
     index: Index,
     reader: IndexReader,
     writer: Mutex<Option<IndexWriter>>,
+    /// Sources whose index work is queued but not committed.
+    pending: Mutex<Vec<String>>,
     fields: Fields,
     analyzer: Analyzer,
     opts: StoreOptions,
@@ -192,6 +202,7 @@ impl EmbeddedStore {
             index,
             reader,
             writer: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
             fields,
             analyzer,
             opts: StoreOptions {
@@ -303,6 +314,13 @@ impl EmbeddedStore {
     }
 
     fn index_and_clear(&self, paths: &[String], entries: Vec<IndexEntry>) -> Result<()> {
+        self.index_entries(paths, entries)?;
+        self.commit_pending()
+    }
+
+    /// Queues index work (deletes of the sources' old entries, new entries) without
+    /// committing; the paths stay in the journal until [`EmbeddedStore::commit_pending`].
+    fn index_entries(&self, paths: &[String], entries: Vec<IndexEntry>) -> Result<()> {
         let f = self.fields;
         self.with_writer(|w| {
             for p in paths {
@@ -320,21 +338,62 @@ impl EmbeddedStore {
                 doc.add_i64(f.modified, e.modified.unwrap_or(i64::MIN));
                 w.add_document(doc).map_err(tv_err("index chunk"))?;
             }
+            Ok(())
+        })?;
+        self.pending
+            .lock()
+            .map_err(|_| Error::internal("index", "pending lock poisoned"))?
+            .extend(paths.iter().cloned());
+        Ok(())
+    }
+
+    /// Commits queued index work and clears its journal rows. Until this returns, a crash
+    /// is repaired by the journal replay at the next open.
+    pub fn commit_pending(&self) -> Result<()> {
+        let paths: Vec<String> = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .map_err(|_| Error::internal("index", "pending lock poisoned"))?,
+        );
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.with_writer(|w| {
             let t = std::time::Instant::now();
             w.commit().map_err(tv_err("commit index"))?;
             tracing::debug!(commit_ms = t.elapsed().as_millis() as u64, "index commit");
             Ok(())
         })?;
+        #[cfg(feature = "failpoints")]
+        crash_point("after-index-commit");
         {
-            let conn = self.conn()?;
-            let mut st = conn
-                .prepare("DELETE FROM index_journal WHERE path = ?1")
-                .map_err(sql_err("journal"))?;
-            for p in paths {
-                st.execute([p]).map_err(sql_err("journal"))?;
+            let mut conn = self.conn()?;
+            let tx = conn.transaction().map_err(sql_err("journal"))?;
+            {
+                let mut st = tx
+                    .prepare("DELETE FROM index_journal WHERE path = ?1")
+                    .map_err(sql_err("journal"))?;
+                for p in &paths {
+                    st.execute([p]).map_err(sql_err("journal"))?;
+                }
             }
+            tx.commit().map_err(sql_err("journal"))?;
         }
         self.reader.reload().map_err(tv_err("reload index"))?;
+        Ok(())
+    }
+
+    /// Like [`Backend::apply`], but leaves the index commit to a later
+    /// [`EmbeddedStore::commit_pending`], so bulk loads keep the indexing threads busy while
+    /// the next batch is read and stored.
+    pub fn apply_deferred(&self, changes: Vec<Change>) -> Result<()> {
+        let (touched, entries) = self.write_sqlite(changes)?;
+        if !touched.is_empty() {
+            #[cfg(feature = "failpoints")]
+            crash_point("after-sqlite-commit");
+            self.index_entries(&touched, entries)?;
+        }
         Ok(())
     }
 
@@ -407,26 +466,28 @@ impl EmbeddedStore {
         Ok((chunks as u64, self.index_doc_count()))
     }
 
-    fn build_query(&self, q: &SearchQuery) -> Option<Box<dyn Query>> {
-        let f = self.fields;
-        let mut terms: Vec<String> = self.analyzer.terms(&q.text);
+    /// Query terms: analyzed, deduplicated, question words dropped when others remain.
+    fn query_terms(&self, text: &str) -> Vec<String> {
+        let mut terms: Vec<String> = self.analyzer.terms(text);
         let mut seen = std::collections::HashSet::new();
         terms.retain(|t| seen.insert(t.clone()));
-        {
-            let kept: Vec<String> = terms
-                .iter()
-                .filter(|t| !crate::analyzer::is_query_stopword(t))
-                .cloned()
-                .collect();
-            if !kept.is_empty() {
-                terms = kept;
-            }
+        let kept: Vec<String> = terms
+            .iter()
+            .filter(|t| !crate::analyzer::is_query_stopword(t))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            terms
+        } else {
+            kept
         }
-        if terms.is_empty() {
-            return None;
-        }
+    }
+
+    /// BM25 over `terms` in body and title, as one disjunction.
+    fn terms_query(&self, terms: &[String]) -> Box<dyn Query> {
+        let f = self.fields;
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
-        for t in &terms {
+        for t in terms {
             should.push((
                 Occur::Should,
                 Box::new(TermQuery::new(
@@ -447,21 +508,26 @@ impl EmbeddedStore {
                 ));
             }
         }
-        let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(should));
+        Box::new(BooleanQuery::new(should))
+    }
+
+    /// `scored` restricted by the query's metadata and date filters.
+    fn filtered(&self, scored: Box<dyn Query>, q: &SearchQuery) -> Box<dyn Query> {
+        let f = self.fields;
         if q.filters.is_empty() && q.after.is_none() && q.before.is_none() {
-            return Some(text_query);
+            return scored;
         }
-        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query)];
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, scored)];
+        let zero = |inner: Box<dyn Query>| -> Box<dyn Query> {
+            Box::new(ConstScoreQuery::new(inner, 0.0))
+        };
         for (k, v) in &q.filters {
             must.push((
                 Occur::Must,
-                Box::new(ConstScoreQuery::new(
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(f.meta, &meta_term(k, v)),
-                        IndexRecordOption::Basic,
-                    )),
-                    0.0,
-                )),
+                zero(Box::new(TermQuery::new(
+                    Term::from_field_text(f.meta, &meta_term(k, v)),
+                    IndexRecordOption::Basic,
+                ))),
             ));
         }
         if q.after.is_some() || q.before.is_some() {
@@ -473,29 +539,30 @@ impl EmbeddedStore {
                 Some(b) => Bound::Excluded(Term::from_field_i64(f.modified, b)),
                 None => Bound::Unbounded,
             };
-            must.push((
-                Occur::Must,
-                Box::new(ConstScoreQuery::new(
-                    Box::new(RangeQuery::new(lower, upper)),
-                    0.0,
-                )),
-            ));
+            must.push((Occur::Must, zero(Box::new(RangeQuery::new(lower, upper)))));
         }
-        Some(Box::new(BooleanQuery::new(must)))
+        Box::new(BooleanQuery::new(must))
     }
 
-    /// Ranked chunk ids and scores, without fetching text (what benchmarks and fusion need).
-    pub fn search_ids(&self, q: &SearchQuery) -> Result<Vec<(u64, f32)>> {
-        let Some(query) = self.build_query(q) else {
-            return Ok(Vec::new());
-        };
-        let searcher = self.reader.searcher();
-        let top = searcher
-            .search(&query, &TopDocs::with_limit(q.k.max(1)).order_by_score())
-            .map_err(tv_err("search"))?;
+    fn top_addrs(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        k: usize,
+    ) -> Result<Vec<(f32, DocAddress)>> {
+        searcher
+            .search(query, &TopDocs::with_limit(k.max(1)).order_by_score())
+            .map_err(tv_err("search"))
+    }
+
+    fn chunk_ids(
+        &self,
+        searcher: &tantivy::Searcher,
+        hits: Vec<(f32, DocAddress)>,
+    ) -> Result<Vec<(u64, f32)>> {
         let mut columns: HashMap<u32, tantivy::columnar::Column<u64>> = HashMap::new();
-        let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
+        let mut out = Vec::with_capacity(hits.len());
+        for (score, addr) in hits {
             let col = match columns.get(&addr.segment_ord) {
                 Some(c) => c,
                 None => {
@@ -512,6 +579,109 @@ impl EmbeddedStore {
             }
         }
         Ok(out)
+    }
+
+    /// Adds the BM25 contribution of `terms` (body, and title at its boost) to each
+    /// candidate's score by seeking the terms' postings to the candidates only.
+    fn add_term_scores(
+        &self,
+        searcher: &tantivy::Searcher,
+        terms: &[String],
+        candidates: &mut [(f32, DocAddress)],
+    ) -> Result<()> {
+        let f = self.fields;
+        let mut by_segment: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, (_, addr)) in candidates.iter().enumerate() {
+            by_segment.entry(addr.segment_ord).or_default().push(i);
+        }
+        for idx in by_segment.values_mut() {
+            idx.sort_by_key(|&i| candidates[i].1.doc_id);
+        }
+        let fields: Vec<(Field, f32)> = if self.opts.title_boost > 0.0 {
+            vec![(f.text, 1.0), (f.title, self.opts.title_boost)]
+        } else {
+            vec![(f.text, 1.0)]
+        };
+        for t in terms {
+            for &(field, boost) in &fields {
+                let term = Term::from_field_text(field, t);
+                if searcher.doc_freq(&term).map_err(tv_err("doc freq"))? == 0 {
+                    continue;
+                }
+                let weight = Bm25Weight::for_terms(searcher, std::slice::from_ref(&term))
+                    .map_err(tv_err("bm25"))?
+                    .boost_by(boost);
+                for (&seg, idx) in &by_segment {
+                    let reader = searcher.segment_reader(seg);
+                    let inverted = reader.inverted_index(field).map_err(tv_err("postings"))?;
+                    let Some(mut postings) = inverted
+                        .read_postings(&term, IndexRecordOption::WithFreqs)
+                        .map_err(|e| Error::internal("postings", e))?
+                    else {
+                        continue;
+                    };
+                    let norms = reader
+                        .get_fieldnorms_reader(field)
+                        .map_err(tv_err("fieldnorms"))?;
+                    for &i in idx {
+                        let doc = candidates[i].1.doc_id;
+                        if postings.doc() > doc {
+                            continue;
+                        }
+                        if postings.seek(doc) == doc {
+                            candidates[i].0 +=
+                                weight.score(norms.fieldnorm_id(doc), postings.term_freq());
+                        }
+                        if postings.doc() == TERMINATED {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ranked chunk ids and scores, without fetching text (what benchmarks and fusion need).
+    ///
+    /// Two stages keep latency flat on large knowledge bases: single Han characters have
+    /// posting lists nearly as long as the corpus, so candidates are first gathered with the
+    /// words and bigrams alone ([`RERANK_DEPTH`] of them, at least 5×k); then the unigrams'
+    /// BM25 contributions are added to those candidates only, by seeking their postings.
+    /// BM25 is a sum over terms, so a candidate's final score equals its full-query score.
+    /// A query made only of single characters, or only of longer terms, runs in one stage.
+    pub fn search_ids(&self, q: &SearchQuery) -> Result<Vec<(u64, f32)>> {
+        let terms = self.query_terms(&q.text);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let is_single_han = |t: &str| {
+            let mut c = t.chars();
+            matches!((c.next(), c.next()), (Some(ch), None) if !ch.is_ascii())
+        };
+        let (singles, long): (Vec<String>, Vec<String>) =
+            terms.iter().cloned().partition(|t| is_single_han(t));
+        if long.is_empty() || singles.is_empty() {
+            let hits =
+                self.top_addrs(&searcher, &*self.filtered(self.terms_query(&terms), q), q.k)?;
+            return self.chunk_ids(&searcher, hits);
+        }
+        let depth = (q.k * 5).max(RERANK_DEPTH);
+        let mut candidates = self.top_addrs(
+            &searcher,
+            &*self.filtered(self.terms_query(&long), q),
+            depth,
+        )?;
+        if candidates.is_empty() {
+            let hits =
+                self.top_addrs(&searcher, &*self.filtered(self.terms_query(&terms), q), q.k)?;
+            return self.chunk_ids(&searcher, hits);
+        }
+        self.add_term_scores(&searcher, &singles, &mut candidates)?;
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        candidates.truncate(q.k);
+        self.chunk_ids(&searcher, candidates)
     }
 
     /// Fetches chunks with their documents by id, in the order given.
@@ -570,24 +740,40 @@ impl EmbeddedStore {
         total
     }
 
-    /// Merges index segments and reclaims space (used after a bulk load).
+    /// Finishes background merges, merges all segments into one and reclaims space (used
+    /// after a bulk load; searches are fastest on one segment).
     pub fn optimize(&self) -> Result<()> {
+        self.commit_pending()?;
+        self.finish_merges()?;
         let ids = self
             .index
             .searchable_segment_ids()
             .map_err(tv_err("segments"))?;
         if ids.len() > 1 {
             self.with_writer(|w| {
-                let fut = w.merge(&ids);
-                fut.wait().map_err(tv_err("merge"))?;
+                w.merge(&ids).wait().map_err(tv_err("merge"))?;
                 Ok(())
             })?;
         }
+        self.finish_merges()?;
         self.with_writer(|w| {
             w.garbage_collect_files().wait().map_err(tv_err("gc"))?;
             Ok(())
         })?;
         self.reader.reload().map_err(tv_err("reload"))
+    }
+
+    /// Waits for the writer's background merges and releases the writer.
+    fn finish_merges(&self) -> Result<()> {
+        let writer = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("index", "writer lock poisoned"))?
+            .take();
+        if let Some(w) = writer {
+            w.wait_merging_threads().map_err(tv_err("merge"))?;
+        }
+        Ok(())
     }
 }
 
@@ -627,12 +813,44 @@ impl Backend for EmbeddedStore {
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<()> {
-        if changes.is_empty() {
+        let t0 = std::time::Instant::now();
+        let (touched, entries) = self.write_sqlite(changes)?;
+        if touched.is_empty() {
             return Ok(());
+        }
+        #[cfg(feature = "failpoints")]
+        crash_point("after-sqlite-commit");
+        let t1 = std::time::Instant::now();
+        let n = entries.len();
+        self.index_and_clear(&touched, entries)?;
+        tracing::debug!(
+            chunks = n,
+            sqlite_ms = (t1 - t0).as_millis() as u64,
+            index_ms = t1.elapsed().as_millis() as u64,
+            "applied batch"
+        );
+        Ok(())
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        let ids = self.search_ids(query)?;
+        self.fetch(&ids)
+    }
+
+    fn stats(&self) -> Result<KbStats> {
+        self.stats_impl()
+    }
+}
+
+impl EmbeddedStore {
+    /// Writes changes to SQLite in one transaction, with a journal row per touched source.
+    /// Returns the touched sources and the index entries to add.
+    fn write_sqlite(&self, changes: Vec<Change>) -> Result<(Vec<String>, Vec<IndexEntry>)> {
+        if changes.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         let mut touched: Vec<String> = Vec::new();
         let mut entries: Vec<IndexEntry> = Vec::new();
-        let t0 = std::time::Instant::now();
         {
             let mut conn = self.conn()?;
             let tx = conn.transaction().map_err(sql_err("begin"))?;
@@ -740,24 +958,10 @@ impl Backend for EmbeddedStore {
             }
             tx.commit().map_err(sql_err("commit"))?;
         }
-        if touched.is_empty() {
-            return Ok(());
-        }
-        #[cfg(feature = "failpoints")]
-        crash_point("after-sqlite-commit");
-        let t1 = std::time::Instant::now();
-        let n = entries.len();
-        self.index_and_clear(&touched, entries)?;
-        tracing::debug!(chunks = n, sqlite_ms = (t1 - t0).as_millis() as u64, index_ms = t1.elapsed().as_millis() as u64, "applied batch");
-        Ok(())
+        Ok((touched, entries))
     }
 
-    fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
-        let ids = self.search_ids(query)?;
-        self.fetch(&ids)
-    }
-
-    fn stats(&self) -> Result<KbStats> {
+    fn stats_impl(&self) -> Result<KbStats> {
         let conn = self.conn()?;
         let count = |sql: &str| -> Result<u64> {
             conn.query_row(sql, [], |r| r.get::<_, i64>(0))

@@ -133,7 +133,12 @@ fn traditional_chars() -> &'static [u64] {
     static SET: OnceLock<Vec<u64>> = OnceLock::new();
     SET.get_or_init(|| {
         let mut bits = vec![0u64; (HAN_LIMIT as usize).div_ceil(64)];
-        let ranges = [0x3400..=0x4DBF, 0x4E00..=0x9FFF, 0xF900..=0xFAFF, 0x20000..=0x2A6DF];
+        let ranges = [
+            0x3400..=0x4DBF,
+            0x4E00..=0x9FFF,
+            0xF900..=0xFAFF,
+            0x20000..=0x2A6DF,
+        ];
         // convert all candidates in one pass per chain: one character per line
         let mut chars = Vec::new();
         let mut input = String::new();
