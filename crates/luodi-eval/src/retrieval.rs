@@ -221,11 +221,14 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     let qrels_files = read_qrels(data)?;
     // which qrels apply: the split's file, or every file
     let mut qrels: Qrels = HashMap::new();
+    // a split with its own qrels file uses that file; otherwise (qrels.tsv, or a file named
+    // for something else such as qrels.paragraph.tsv) the queries' split field decides
+    let has_split_file = |want: &str| qrels_files.iter().any(|(s, _)| s.as_deref() == Some(want));
     for (split, q) in &qrels_files {
         let take = match (&ev.split, split) {
             (None, _) => true,
-            (Some(want), Some(s)) => want == s,
-            (Some(_), None) => true,
+            (Some(want), Some(s)) if has_split_file(want) => want == s,
+            _ => true,
         };
         if take {
             for (k, v) in q {
