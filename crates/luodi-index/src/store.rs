@@ -30,6 +30,9 @@ use crate::schema::{migrate, MIGRATIONS};
 /// Candidates gathered by the first search stage (see [`EmbeddedStore::search_ids`]).
 pub const RERANK_DEPTH: usize = 100;
 
+/// At most this many of a query's rarest multi-character terms select candidates.
+pub const STAGE1_MAX_TERMS: usize = 16;
+
 /// The store's SQLite schema version (number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -660,8 +663,26 @@ impl EmbeddedStore {
             let mut c = t.chars();
             matches!((c.next(), c.next()), (Some(ch), None) if !ch.is_ascii())
         };
-        let (singles, long): (Vec<String>, Vec<String>) =
+        let (mut singles, mut long): (Vec<String>, Vec<String>) =
             terms.iter().cloned().partition(|t| is_single_han(t));
+        // a long question has dozens of bigrams; the rarest carry the ranking, the others are
+        // scored on the candidates only, like the unigrams
+        if long.len() > STAGE1_MAX_TERMS {
+            let f = self.fields;
+            let mut by_df: Vec<(u64, String)> = long
+                .into_iter()
+                .map(|t| {
+                    let df = searcher
+                        .doc_freq(&Term::from_field_text(f.text, &t))
+                        .unwrap_or(0);
+                    (df, t)
+                })
+                .collect();
+            by_df.sort_by_key(|(df, t)| (*df == 0, *df, t.clone()));
+            let rest = by_df.split_off(STAGE1_MAX_TERMS);
+            long = by_df.into_iter().map(|(_, t)| t).collect();
+            singles.extend(rest.into_iter().map(|(_, t)| t));
+        }
         if long.is_empty() || singles.is_empty() {
             let hits =
                 self.top_addrs(&searcher, &*self.filtered(self.terms_query(&terms), q), q.k)?;
