@@ -369,7 +369,7 @@ fn eval_retrieval_smoke_on_shared_data() {
         return;
     }
     let e = Env::new();
-    let r = e.json(&[
+    let smoke = [
         "eval",
         "retrieval",
         "--data",
@@ -377,7 +377,8 @@ fn eval_retrieval_smoke_on_shared_data() {
         "--limit",
         "30",
         "--json",
-    ]);
+    ];
+    let r = e.json(&smoke);
     for k in [
         "mrr@10",
         "recall@1",
@@ -398,15 +399,7 @@ fn eval_retrieval_smoke_on_shared_data() {
     assert_eq!(r["queries"], 30);
     assert!(r["mrr@10"].as_f64().unwrap() > 0.8, "{r}");
     // a second run reuses the cached index
-    let again = e.json(&[
-        "eval",
-        "retrieval",
-        "--data",
-        data.to_str().unwrap(),
-        "--limit",
-        "30",
-        "--json",
-    ]);
+    let again = e.json(&smoke);
     assert_eq!(again["index_cached"], true);
     let half = e.json(&[
         "eval",
