@@ -6,7 +6,7 @@
 //! recall on names, abbreviations and colloquial spellings it does not. Latin and digit runs
 //! are kept as lowercase words. The same function analyzes documents and queries.
 
-use luodi_text::{fold_for_search, Segmenter};
+use luodi_text::{fold_for_search, is_han, Segmenter};
 use serde::{Deserialize, Serialize};
 
 /// Which terms the analyzer emits.
@@ -37,10 +37,6 @@ impl AnalyzerConfig {
             self.words as u8, self.unigrams as u8, self.bigrams as u8
         )
     }
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 
 fn is_term_char(c: char) -> bool {
@@ -223,7 +219,6 @@ impl Analyzer {
 pub(crate) struct TantivyAnalyzer {
     pub analyzer: Analyzer,
     tokens: Vec<tantivy::tokenizer::Token>,
-    len: usize,
 }
 
 impl TantivyAnalyzer {
@@ -231,7 +226,6 @@ impl TantivyAnalyzer {
         TantivyAnalyzer {
             analyzer,
             tokens: Vec::new(),
-            len: 0,
         }
     }
 }
@@ -279,7 +273,6 @@ impl tantivy::tokenizer::Tokenizer for TantivyAnalyzer {
             t.position_length = 1;
             n += 1;
         });
-        self.len = n;
         VecTokenStream {
             tokens: &mut self.tokens[..n],
             idx: 0,

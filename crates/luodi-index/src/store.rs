@@ -271,7 +271,8 @@ impl EmbeddedStore {
         }
         tracing::info!(sources = paths.len(), "replaying unfinished index work");
         let entries = self.entries_for_sources(&paths)?;
-        self.index_and_clear(&paths, entries)
+        self.index_entries(&paths, entries)?;
+        self.commit_pending()
     }
 
     fn entries_for_sources(&self, paths: &[String]) -> Result<Vec<IndexEntry>> {
@@ -314,11 +315,6 @@ impl EmbeddedStore {
             }
         }
         Ok(out)
-    }
-
-    fn index_and_clear(&self, paths: &[String], entries: Vec<IndexEntry>) -> Result<()> {
-        self.index_entries(paths, entries)?;
-        self.commit_pending()
     }
 
     /// Queues index work (deletes of the sources' old entries, new entries) without
@@ -648,25 +644,30 @@ impl EmbeddedStore {
     /// Ranked chunk ids and scores, without fetching text (what benchmarks and fusion need).
     ///
     /// Two stages keep latency flat on large knowledge bases: single Han characters have
-    /// posting lists nearly as long as the corpus, so candidates are first gathered with the
-    /// words and bigrams alone ([`RERANK_DEPTH`] of them, at least 5×k); then the unigrams'
-    /// BM25 contributions are added to those candidates only, by seeking their postings.
-    /// BM25 is a sum over terms, so a candidate's final score equals its full-query score.
-    /// A query made only of single characters, or only of longer terms, runs in one stage.
+    /// posting lists nearly as long as the corpus, and a long question has dozens of bigrams.
+    /// So candidates are first gathered with the words and bigrams alone, at most the
+    /// [`STAGE1_MAX_TERMS`] rarest ([`RERANK_DEPTH`] candidates, at least 5×k); then the
+    /// other terms' BM25 contributions are added to those candidates only, by seeking their
+    /// postings. BM25 is a sum over terms, so a candidate's final score equals its full-query
+    /// score. A query made only of single characters, or only of longer terms, runs in one
+    /// stage.
     pub fn search_ids(&self, q: &SearchQuery) -> Result<Vec<(u64, f32)>> {
         let terms = self.query_terms(&q.text);
         if terms.is_empty() {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
+        let one_stage = || -> Result<Vec<(u64, f32)>> {
+            let query = self.filtered(self.terms_query(&terms), q);
+            let hits = self.top_addrs(&searcher, &*query, q.k)?;
+            self.chunk_ids(&searcher, hits)
+        };
         let is_single_han = |t: &str| {
             let mut c = t.chars();
             matches!((c.next(), c.next()), (Some(ch), None) if !ch.is_ascii())
         };
-        let (mut singles, mut long): (Vec<String>, Vec<String>) =
+        let (mut rest, mut long): (Vec<String>, Vec<String>) =
             terms.iter().cloned().partition(|t| is_single_han(t));
-        // a long question has dozens of bigrams; the rarest carry the ranking, the others are
-        // scored on the candidates only, like the unigrams
         if long.len() > STAGE1_MAX_TERMS {
             let f = self.fields;
             let mut by_df: Vec<(u64, String)> = long
@@ -679,27 +680,20 @@ impl EmbeddedStore {
                 })
                 .collect();
             by_df.sort_by_key(|(df, t)| (*df == 0, *df, t.clone()));
-            let rest = by_df.split_off(STAGE1_MAX_TERMS);
+            let common = by_df.split_off(STAGE1_MAX_TERMS);
             long = by_df.into_iter().map(|(_, t)| t).collect();
-            singles.extend(rest.into_iter().map(|(_, t)| t));
+            rest.extend(common.into_iter().map(|(_, t)| t));
         }
-        if long.is_empty() || singles.is_empty() {
-            let hits =
-                self.top_addrs(&searcher, &*self.filtered(self.terms_query(&terms), q), q.k)?;
-            return self.chunk_ids(&searcher, hits);
+        if long.is_empty() || rest.is_empty() {
+            return one_stage();
         }
         let depth = (q.k * 5).max(RERANK_DEPTH);
-        let mut candidates = self.top_addrs(
-            &searcher,
-            &*self.filtered(self.terms_query(&long), q),
-            depth,
-        )?;
+        let stage1 = self.filtered(self.terms_query(&long), q);
+        let mut candidates = self.top_addrs(&searcher, &*stage1, depth)?;
         if candidates.is_empty() {
-            let hits =
-                self.top_addrs(&searcher, &*self.filtered(self.terms_query(&terms), q), q.k)?;
-            return self.chunk_ids(&searcher, hits);
+            return one_stage();
         }
-        self.add_term_scores(&searcher, &singles, &mut candidates)?;
+        self.add_term_scores(&searcher, &rest, &mut candidates)?;
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
         candidates.truncate(q.k);
         self.chunk_ids(&searcher, candidates)
@@ -834,23 +828,8 @@ impl Backend for EmbeddedStore {
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<()> {
-        let t0 = std::time::Instant::now();
-        let (touched, entries) = self.write_sqlite(changes)?;
-        if touched.is_empty() {
-            return Ok(());
-        }
-        #[cfg(feature = "failpoints")]
-        crash_point("after-sqlite-commit");
-        let t1 = std::time::Instant::now();
-        let n = entries.len();
-        self.index_and_clear(&touched, entries)?;
-        tracing::debug!(
-            chunks = n,
-            sqlite_ms = (t1 - t0).as_millis() as u64,
-            index_ms = t1.elapsed().as_millis() as u64,
-            "applied batch"
-        );
-        Ok(())
+        self.apply_deferred(changes)?;
+        self.commit_pending()
     }
 
     fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {

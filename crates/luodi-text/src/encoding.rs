@@ -151,7 +151,7 @@ fn guess_utf16(bytes: &[u8]) -> Option<&'static Encoding> {
         let (text, had_errors) = enc.decode_without_bom_handling(sample);
         if !had_errors {
             let total = text.chars().count().max(1);
-            let cjk = text.chars().filter(|c| is_cjk(*c)).count();
+            let cjk = text.chars().filter(|c| is_han(*c)).count();
             if cjk * 10 > total * 6 {
                 return Some(enc);
             }
@@ -180,7 +180,8 @@ fn plausibility(text: &str) -> f64 {
     }
 }
 
-pub(crate) fn is_cjk(c: char) -> bool {
+/// A Han (CJK unified or compatibility) ideograph.
+pub fn is_han(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 

@@ -68,7 +68,7 @@ fn convert(slot: &'static OnceLock<Option<OpenCC>>, cfg: BuiltinConfig, text: &s
 }
 
 fn has_cjk(text: &str) -> bool {
-    text.chars().any(crate::encoding::is_cjk)
+    text.chars().any(crate::encoding::is_han)
 }
 
 /// Converts to simplified Chinese with phrase-level dictionaries (Taiwan and Hong Kong
@@ -179,7 +179,7 @@ pub fn detect_script(text: &str) -> Script {
     let sample: String = text.chars().take(4000).collect();
     let cjk: Vec<char> = sample
         .chars()
-        .filter(|c| crate::encoding::is_cjk(*c))
+        .filter(|c| crate::encoding::is_han(*c))
         .collect();
     let latin = sample.chars().filter(|c| c.is_ascii_alphabetic()).count();
     if cjk.is_empty() || latin > cjk.len() * 4 {

@@ -27,6 +27,15 @@ pub struct DictError {
 
 static DEFAULT: OnceLock<Segmenter> = OnceLock::new();
 
+/// The words of jieba's tokens, whitespace tokens dropped.
+fn words(tokens: Vec<jieba_rs::Token<'_>>) -> Vec<&str> {
+    tokens
+        .into_iter()
+        .map(|t| t.word)
+        .filter(|w| !w.trim().is_empty())
+        .collect()
+}
+
 impl Default for Segmenter {
     fn default() -> Self {
         Self::shared().clone()
@@ -79,35 +88,20 @@ impl Segmenter {
 
     /// Precise-mode segmentation (HMM on for unknown words). Whitespace tokens are dropped.
     pub fn cut<'a>(&self, text: &'a str) -> Vec<&'a str> {
-        self.jieba
-            .cut(text, true)
-            .into_iter()
-            .map(|t| t.word)
-            .filter(|w| !w.trim().is_empty())
-            .collect()
+        words(self.jieba.cut(text, true))
     }
 
     /// Search-mode segmentation: long words are also emitted as their dictionary sub-words
     /// (中华人民共和国 → 中华, 华人, 人民, 共和, 共和国, 中华人民共和国), for recall.
     pub fn cut_for_search<'a>(&self, text: &'a str) -> Vec<&'a str> {
-        self.jieba
-            .cut_for_search(text, true)
-            .into_iter()
-            .map(|t| t.word)
-            .filter(|w| !w.trim().is_empty())
-            .collect()
+        words(self.jieba.cut_for_search(text, true))
     }
 
     /// Precise-mode segmentation from the dictionary alone (no HMM guessing of unknown words):
     /// the cheap cut for indexing paths that add character unigrams and bigrams anyway, which
     /// already cover every sub-word of one or two characters that search mode would add.
     pub fn cut_dict<'a>(&self, text: &'a str) -> Vec<&'a str> {
-        self.jieba
-            .cut(text, false)
-            .into_iter()
-            .map(|t| t.word)
-            .filter(|w| !w.trim().is_empty())
-            .collect()
+        words(self.jieba.cut(text, false))
     }
 
     pub fn has_word(&self, word: &str) -> bool {

@@ -75,6 +75,10 @@ impl Env {
     }
 }
 
+fn top_text(hits: &Value) -> &str {
+    hits[0]["chunk"]["text"].as_str().unwrap_or_default()
+}
+
 fn top_doc(hits: &Value) -> String {
     hits[0]["doc_key"].as_str().unwrap_or_default().to_owned()
 }
@@ -92,15 +96,12 @@ fn quickstart_creates_ingests_and_finds_across_scripts() {
     let hits = e.json(&["search", "handbook", "一线城市住宿上限", "--json"]);
     assert!(top_doc(&hits).ends_with("差旅費報銷辦法.html"), "{hits}");
     assert!(
-        hits[0]["chunk"]["text"].as_str().unwrap().contains("600元"),
+        top_text(&hits).contains("600元"),
         "table row kept with its header: {hits}"
     );
     // the GBK notice decodes; the xlsx row carries its sheet and row
     let hits = e.json(&["search", "handbook", "春节值班电话", "--json"]);
-    assert!(hits[0]["chunk"]["text"]
-        .as_str()
-        .unwrap()
-        .contains("0571-8888-6000"));
+    assert!(top_text(&hits).contains("0571-8888-6000"));
     let hits = e.json(&["search", "handbook", "杭分 负责人", "--json"]);
     assert_eq!(hits[0]["chunk"]["location"]["sheet"], "分公司");
     // human output names document, heading path and location
@@ -149,10 +150,7 @@ fn reingest_is_incremental() {
     let changed = e.ingest("hb", &[]);
     assert_eq!(changed["updated"], 1, "{changed}");
     let hits = e.json(&["search", "hb", "remotely three days", "--json"]);
-    assert!(hits[0]["chunk"]["text"]
-        .as_str()
-        .unwrap()
-        .contains("three days"));
+    assert!(top_text(&hits).contains("three days"));
     let old = e.json(&["search", "hb", "hardware security key laptop", "--json"]);
     assert!(
         old.as_array().unwrap().iter().all(|h| !h["doc_key"]

@@ -93,14 +93,11 @@ fn join_wrapped_lines(page: &str) -> String {
         let last = line.chars().last();
         let joins = !line.trim().is_empty()
             && !next.is_empty()
-            && last.is_some_and(|c| luodi_cjk(c) && !"。！？；：".contains(c));
+            && last
+                .is_some_and(|c| (luodi_text::is_han(c) || c == '，') && !"。！？；：".contains(c));
         if !joins {
             out.push('\n');
         }
     }
     out
-}
-
-fn luodi_cjk(c: char) -> bool {
-    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF0C)
 }
