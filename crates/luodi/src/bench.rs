@@ -36,6 +36,10 @@ pub enum BenchCmd {
     Ingest(IngestBench),
     /// BM25 query latency on a large knowledge base.
     Search(SearchBench),
+    /// Embedding throughput and agreement against the reference C engine, query latency.
+    Embed(crate::models_cmd::EmbedBench),
+    /// LLM decode speed against a bare llama.cpp loop, prompt speed, time to first token.
+    Llm(crate::models_cmd::LlmBench),
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +130,8 @@ pub fn run(home: &Path, cmd: BenchCmd, quiet: bool) -> Result<ExitCode> {
     match cmd {
         BenchCmd::Ingest(b) => ingest(home, b, quiet),
         BenchCmd::Search(b) => search(home, b, quiet),
+        BenchCmd::Embed(b) => crate::models_cmd::bench_embed(b, quiet),
+        BenchCmd::Llm(b) => crate::models_cmd::bench_llm(b, quiet),
     }
 }
 

@@ -47,9 +47,17 @@ pub enum Command {
     /// Measure quality on public evaluation sets.
     #[command(subcommand)]
     Eval(EvalCmd),
-    /// Speed benchmarks (ingestion, query latency).
+    /// Speed benchmarks (ingestion, query latency, embeddings, LLM).
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// Install, verify and list the local models.
+    #[command(subcommand)]
+    Models(crate::models_cmd::ModelsCmd),
+    /// Embed texts with the local embedding model; prints cosine similarities to the first
+    /// text, or the vectors.
+    Embed(crate::models_cmd::EmbedArgs),
+    /// Generate with the local LLM (streams the answer).
+    Generate(crate::models_cmd::GenerateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,6 +153,8 @@ pub struct SearchArgs {
 pub enum EvalCmd {
     /// Retrieval quality on a folder with corpus.jsonl, queries.jsonl and qrels.
     Retrieval(RetrievalArgs),
+    /// Paraphrase detection with embeddings: ROC-AUC of cosine similarity (e.g. PAWS-X).
+    Paraphrase(crate::models_cmd::ParaphraseArgs),
 }
 
 #[derive(Args, Debug)]
@@ -258,7 +268,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(a) => ingest(&cli.home, a, quiet),
         Command::Search(a) => search(&cli.home, a),
         Command::Eval(EvalCmd::Retrieval(a)) => eval_retrieval(&cli.home, a),
+        Command::Eval(EvalCmd::Paraphrase(a)) => crate::models_cmd::eval_paraphrase(a),
         Command::Bench(b) => crate::bench::run(&cli.home, b, quiet),
+        Command::Models(m) => crate::models_cmd::models(m, quiet),
+        Command::Embed(a) => crate::models_cmd::embed(a),
+        Command::Generate(a) => crate::models_cmd::generate(a),
     }
 }
 

