@@ -51,6 +51,8 @@ struct Layer {
 /// Tokens per forward pass: windows of many texts are packed into one activation matrix so
 /// each weight is streamed once for the whole pack.
 const PACK_TOKENS: usize = 4096;
+/// Below this many tokens, row-wise steps run on the calling thread (waking the pool costs more).
+const SMALL: usize = 64;
 
 pub struct E5Model {
     hidden: usize,
@@ -275,13 +277,16 @@ impl E5Model {
             self.add_norm(&mut x, &tmp, &ly.aln_w, &ly.aln_b);
             self.quantize(&x, h, &mut acts);
             self.matmul(&ly.fi, &ly.fi_b, &acts, &mut mid);
-            self.pool.install(|| {
-                mid.par_chunks_mut(ff).for_each(|r| {
-                    for v in r {
-                        *v = 0.5 * *v * (1.0 + fast_erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-                    }
-                })
-            });
+            let gelu = |r: &mut [f32]| {
+                for v in r {
+                    *v = 0.5 * *v * (1.0 + fast_erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            };
+            if t < SMALL {
+                gelu(&mut mid);
+            } else {
+                self.pool.install(|| mid.par_chunks_mut(ff).for_each(gelu));
+            }
             self.quantize(&mid, ff, &mut acts);
             self.matmul(&ly.fo, &ly.fo_b, &acts, &mut tmp);
             self.add_norm(&mut x, &tmp, &ly.oln_w, &ly.oln_b);
@@ -308,6 +313,17 @@ impl E5Model {
         a.q.resize(t * cols, 0);
         a.d.resize(t * nb, 0.0);
         a.s.resize(t * nb, 0);
+        if t < SMALL {
+            for (((q, d), s), xr) in
+                a.q.chunks_mut(cols)
+                    .zip(a.d.chunks_mut(nb))
+                    .zip(a.s.chunks_mut(nb))
+                    .zip(x.chunks(cols))
+            {
+                QActs::quantize_row(xr, q, d, s);
+            }
+            return;
+        }
         self.pool.install(|| {
             a.q.par_chunks_mut(cols)
                 .zip(a.d.par_chunks_mut(nb))
@@ -408,6 +424,12 @@ impl E5Model {
     fn add_norm(&self, x: &mut [f32], y: &[f32], w: &[f32], b: &[f32]) {
         let h = self.hidden;
         let eps = self.eps;
+        if x.len() / h < SMALL {
+            for (xr, yr) in x.chunks_mut(h).zip(y.chunks(h)) {
+                layer_norm(xr, Some(yr), w, b, eps);
+            }
+            return;
+        }
         self.pool.install(|| {
             x.par_chunks_mut(h)
                 .zip(y.par_chunks(h))
