@@ -25,5 +25,5 @@ $LUODI search handbook "VPN 密碼忘記了怎麼辦" -k 3
 # the LLM answering from the best passage
 $LUODI embed "年假可以顺延到什么时候" "当年未休的年假可顺延至次年3月31日，逾期作废。" "Home internet costs are reimbursed up to 100 yuan per month."
 $LUODI generate --max-tokens 80 --system "只根据资料回答，一句话。" \
-  "资料：$($LUODI search handbook "年假可以顺延到什么时候" -k 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["text"])')
+  "资料：$($LUODI search handbook "年假可以顺延到什么时候" -k 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["chunk"]["text"])')
 问题：当年没休完的年假可以顺延到什么时候？"
