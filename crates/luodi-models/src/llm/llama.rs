@@ -103,6 +103,7 @@ pub fn gguf_architecture(path: &Path) -> Result<String, ModelError> {
             reason: "not a GGUF file (magic GGUF missing)".into(),
         });
     }
+    backend()?; // silences llama.cpp's logging before it reads the file
     let g = GgufContext::from_file(path).ok_or_else(|| ModelError::Corrupt {
         path: path.into(),
         reason: "unreadable GGUF metadata (truncated or corrupt file)".into(),
