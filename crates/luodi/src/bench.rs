@@ -113,7 +113,8 @@ fn queries(data: &Path) -> Vec<String> {
     out
 }
 
-fn rss_mb() -> (f64, f64) {
+/// (current, peak) resident memory of this process in MB.
+pub(crate) fn rss_mb() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let get = |key: &str| {
         status

@@ -568,34 +568,9 @@ pub fn bench_embed(a: EmbedBench, quiet: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 pub fn bench_llm(a: LlmBench, quiet: bool) -> Result<ExitCode> {
     use luodi_models::llm::llama::{bare_decode_loop, LlamaConfig, LlamaGenerator};
-    let path = match a.model.as_str() {
-        "default" => install::require(
-            &models_dir(),
-            luodi_models::catalog::QWEN_05B,
-            luodi_models::catalog::QWEN_05B_GGUF,
-        )?,
-        "large" => install::require(
-            &models_dir(),
-            luodi_models::catalog::QWEN_15B,
-            luodi_models::catalog::QWEN_15B_GGUF,
-        )?,
-        p => PathBuf::from(p),
-    };
+    let path = llm::resolve_gguf(&a.model)?;
     let t0 = Instant::now();
     let g = LlamaGenerator::load(
         &path,
@@ -660,7 +635,7 @@ pub fn bench_llm(a: LlmBench, quiet: bool) -> Result<ExitCode> {
     }
     let pp_tps = median(&mut pp);
     let ttft_ms = median(&mut ttft);
-    let peak = peak_rss_mb();
+    let (_, peak) = crate::bench::rss_mb();
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(

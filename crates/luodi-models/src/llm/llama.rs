@@ -72,6 +72,18 @@ struct Session {
     cached: Vec<LlamaToken>,
 }
 
+impl Session {
+    /// Evaluate `batch`; on failure the cache is emptied (its state is unknown) and the error
+    /// is transient.
+    fn decode(&mut self, batch: &mut LlamaBatch) -> Result<(), ModelError> {
+        self.ctx.decode(batch).map_err(|e| {
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            ModelError::Transient(format!("llama.cpp decode failed: {e}"))
+        })
+    }
+}
+
 pub struct LlamaGenerator {
     name: String,
     path: PathBuf,
@@ -262,13 +274,7 @@ impl LlamaGenerator {
                     .add(t, p as i32, &[0], p + 1 == tokens.len())
                     .map_err(|e| ModelError::Permanent(format!("batch: {e}")))?;
             }
-            if let Err(e) = session.ctx.decode(&mut batch) {
-                session.ctx.clear_kv_cache();
-                session.cached.clear();
-                return Err(ModelError::Transient(format!(
-                    "llama.cpp decode failed: {e}"
-                )));
-            }
+            session.decode(&mut batch)?;
             session.cached.extend_from_slice(&tokens[pos..end]);
             pos = end;
         }
@@ -306,13 +312,8 @@ impl LlamaGenerator {
             };
             let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
             bytes.drain(..valid);
-            let (emit, hit) = filter.push(&piece);
-            if !emit.is_empty() && !on_text(&emit) {
-                finish = FinishReason::Cancelled;
-                break;
-            }
-            if hit {
-                finish = FinishReason::Stop;
+            if let Some(f) = filter.feed(&piece, on_text) {
+                finish = f;
                 break;
             }
             if n_out >= params.max_tokens {
@@ -326,13 +327,7 @@ impl LlamaGenerator {
             batch
                 .add(token, session.cached.len() as i32, &[0], true)
                 .map_err(|e| ModelError::Permanent(format!("batch: {e}")))?;
-            if let Err(e) = session.ctx.decode(&mut batch) {
-                session.ctx.clear_kv_cache();
-                session.cached.clear();
-                return Err(ModelError::Transient(format!(
-                    "llama.cpp decode failed: {e}"
-                )));
-            }
+            session.decode(&mut batch)?;
             session.cached.push(token);
             logits_idx = 0;
         }

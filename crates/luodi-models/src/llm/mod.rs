@@ -173,10 +173,52 @@ impl<'a> StopFilter<'a> {
         (emit, false)
     }
 
+    /// Push `piece`, pass what is safe to `on_text`; `Some` when generation must end (a stop
+    /// string was hit, or the callback asked to stop).
+    pub fn feed(
+        &mut self,
+        piece: &str,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Option<FinishReason> {
+        let (emit, hit) = self.push(piece);
+        if !emit.is_empty() && !on_text(&emit) {
+            return Some(FinishReason::Cancelled);
+        }
+        hit.then_some(FinishReason::Stop)
+    }
+
     pub fn finish(&mut self) -> String {
         let rest = std::mem::take(&mut self.pending);
         self.out.push_str(&rest);
         rest
+    }
+}
+
+/// The GGUF file `spec` names: `default` / `` (the installed 0.5B model), `large` (the
+/// installed 1.5B model) or a path.
+pub fn resolve_gguf(spec: &str) -> Result<std::path::PathBuf, ModelError> {
+    use crate::catalog;
+    match spec {
+        "" | "default" => crate::install::require(
+            &crate::models_dir(),
+            catalog::QWEN_05B,
+            catalog::QWEN_05B_GGUF,
+        ),
+        "large" => crate::install::require(
+            &crate::models_dir(),
+            catalog::QWEN_15B,
+            catalog::QWEN_15B_GGUF,
+        ),
+        p => {
+            let p = std::path::PathBuf::from(p);
+            if !p.is_file() {
+                return Err(ModelError::Permanent(format!(
+                    "{}: no such GGUF file (use `default`, `large`, a .gguf path or an http(s):// endpoint)",
+                    p.display()
+                )));
+            }
+            Ok(p)
+        }
     }
 }
 
@@ -190,7 +232,6 @@ pub fn open_generator(
     threads: usize,
     n_ctx: u32,
 ) -> Result<Box<dyn Generator>, ModelError> {
-    use crate::catalog;
     if spec.starts_with("http://") || spec.starts_with("https://") {
         return Ok(Box::new(remote::RemoteGenerator::new(
             remote::RemoteConfig {
@@ -204,28 +245,7 @@ pub fn open_generator(
             },
         )));
     }
-    let path = match spec {
-        "" | "default" => crate::install::require(
-            &crate::models_dir(),
-            catalog::QWEN_05B,
-            catalog::QWEN_05B_GGUF,
-        )?,
-        "large" => crate::install::require(
-            &crate::models_dir(),
-            catalog::QWEN_15B,
-            catalog::QWEN_15B_GGUF,
-        )?,
-        p => {
-            let p = std::path::PathBuf::from(p);
-            if !p.is_file() {
-                return Err(ModelError::Permanent(format!(
-                    "{}: no such GGUF file (use `default`, `large`, a .gguf path or an http(s):// endpoint)",
-                    p.display()
-                )));
-            }
-            p
-        }
-    };
+    let path = resolve_gguf(spec)?;
     Ok(Box::new(llama::LlamaGenerator::load(
         &path,
         llama::LlamaConfig {

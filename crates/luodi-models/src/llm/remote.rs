@@ -134,13 +134,8 @@ impl Generator for RemoteGenerator {
                     first = Some(Instant::now());
                 }
                 pieces += 1;
-                let (emit, hit) = filter.push(t);
-                if !emit.is_empty() && !on_text(&emit) {
-                    finish = FinishReason::Cancelled;
-                    break;
-                }
-                if hit {
-                    finish = FinishReason::Stop;
+                if let Some(f) = filter.feed(t, on_text) {
+                    finish = f;
                     break;
                 }
             }
