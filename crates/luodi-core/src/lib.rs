@@ -152,3 +152,52 @@ pub trait Backend: Send + Sync {
     fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>>;
     fn stats(&self) -> Result<KbStats>;
 }
+
+/// Turns text into unit-length vectors for dense retrieval. The engine stores the vectors of
+/// each chunk under [`Embedder::id`], so vectors of different models never meet.
+pub trait Embedder: Send + Sync {
+    /// The model and its settings (e.g. `multilingual-e5-small-q4@1571fc98`).
+    fn id(&self) -> &str;
+    fn dim(&self) -> usize;
+    /// Vectors of passages (chunks), one per text, in order.
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// The vector of a question.
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>>;
+}
+
+/// How a search ranks chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Words and characters (BM25) only.
+    Bm25,
+    /// Embedding similarity only.
+    Dense,
+    /// Both, fused; falls back to BM25 where vectors are missing.
+    #[default]
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "bm25" => Ok(SearchMode::Bm25),
+            "dense" => Ok(SearchMode::Dense),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(Error::InvalidInput(format!(
+                "--mode {other:?}: use bm25, dense or hybrid"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for SearchMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SearchMode::Bm25 => "bm25",
+            SearchMode::Dense => "dense",
+            SearchMode::Hybrid => "hybrid",
+        })
+    }
+}

@@ -241,6 +241,12 @@ impl Kb {
         }
         report.removed = removals.len() as u64;
         self.store.apply(removals)?;
+        // failures of files that are gone from under the given roots are forgotten;
+        // failures met by the walk itself are recorded
+        self.store.prune_failures(|p| {
+            !roots.iter().any(|r| Path::new(p).starts_with(r)) || seen.contains(p)
+        })?;
+        self.store.record_failures(&report.failed)?;
 
         let mut todo = Vec::new();
         for f in files {
@@ -283,11 +289,13 @@ impl Kb {
                 })
                 .collect();
             let mut changes = Vec::with_capacity(outcomes.len());
+            let mut failed = Vec::new();
             for (f, o) in outcomes {
                 let shown = f.path.display().to_string();
                 match o {
                     Outcome::Failed(reason) => {
                         progress.message(&format!("skipped {shown}: {reason}"));
+                        failed.push((f.key.clone(), reason.clone()));
                         report.failed.push((shown, reason));
                     }
                     Outcome::Change(change, docs, chunks, warnings) => {
@@ -311,6 +319,8 @@ impl Kb {
             // the index commits every ~128 MB: its threads keep working while the next batch
             // is read and stored; the journal covers a crash in between
             self.store.apply_deferred(changes)?;
+            // kept in the store so that `kb stats` shows them after the run
+            self.store.record_failures(&failed)?;
             since_commit += 1;
             if since_commit >= 4 {
                 self.store.commit_pending()?;

@@ -9,7 +9,9 @@
 pub mod backup;
 pub mod home;
 pub mod ingest;
+pub mod retrieve;
 
 pub use home::{Home, Kb, KbConfig, KbInfo};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress};
 pub use luodi_core::{Error, Result};
+pub use retrieve::{e5_model_id, E5Embedder, EmbedCache, EmbedReport, Fusion};

@@ -6,8 +6,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use luodi_core::{Error, Result, SearchQuery, SourceState};
-use luodi_engine::{Kb, KbConfig};
+use luodi_core::{Embedder, Error, Result, SearchMode, SearchQuery, SourceState};
+use luodi_engine::{E5Embedder, EmbedCache, Fusion, Kb, KbConfig, Progress};
 use luodi_ingest::{Block, Extracted};
 use serde::Serialize;
 
@@ -20,7 +20,11 @@ pub struct RetrievalEval {
     pub split: Option<String>,
     pub half: Option<Half>,
     pub limit: Option<usize>,
-    pub mode: String,
+    pub mode: SearchMode,
+    /// How hybrid mode fuses its two rankings.
+    pub fusion: Fusion,
+    /// The embedding cache (dense and hybrid modes).
+    pub embed_cache: PathBuf,
     pub config: KbConfig,
     /// Where throw-away stores are cached (keyed by corpus content and settings).
     pub cache_dir: PathBuf,
@@ -35,7 +39,7 @@ pub struct RetrievalEval {
 #[derive(Debug, Clone, Serialize)]
 pub struct RetrievalReport {
     pub data: String,
-    pub mode: String,
+    pub mode: SearchMode,
     pub split: String,
     pub half: String,
     pub queries: usize,
@@ -209,12 +213,6 @@ pub fn corpus_kb(
 }
 
 pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
-    if ev.mode != "bm25" {
-        return Err(Error::InvalidInput(format!(
-            "--mode {}: only bm25 is available until embeddings land (dense and hybrid retrieval)",
-            ev.mode
-        )));
-    }
     let data = &ev.data;
     let queries_path = data.join("queries.jsonl");
     let queries = read_jsonl(&queries_path)?;
@@ -270,17 +268,38 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     }
     let (kb, corpus, index_seconds, cached) =
         corpus_kb(data, ev.config, &ev.cache_dir, ev.use_titles)?;
+    let embed = match ev.mode {
+        SearchMode::Bm25 => None,
+        _ => {
+            let embedder = E5Embedder::load(luodi_models::llm::llama::default_threads())?;
+            let cache = EmbedCache::open(&ev.embed_cache)?;
+            let missing = kb.vector_status(embedder.id())?.missing();
+            if missing > 0 {
+                eprintln!(
+                    "embedding {missing} chunks of the evaluation corpus (cached for later runs)…"
+                );
+                kb.embed_pending(&embedder, &cache, &StderrProgress::default())?;
+            }
+            Some((embedder, cache))
+        }
+    };
+    let embed_ref = embed.as_ref().map(|(e, c)| (e as &dyn Embedder, c));
     let prefix = "corpus#";
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut lat = Vec::with_capacity(selected.len());
     let mut per_query = Vec::new();
     for (qid, text, rel) in &selected {
         let t = Instant::now();
-        let ids = kb.store.search_ids(&SearchQuery {
-            text: text.clone(),
-            k: 200,
-            ..Default::default()
-        })?;
+        let ids = kb.rank(
+            &SearchQuery {
+                text: text.clone(),
+                k: 200,
+                ..Default::default()
+            },
+            ev.mode,
+            embed_ref,
+            ev.fusion,
+        )?;
         let hits = kb.store.fetch(&ids)?;
         // chunk hits → documents, best chunk first
         let mut ranked: Vec<String> = Vec::new();
@@ -345,10 +364,9 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     }
     let n = selected.len() as f64;
     lat.sort_by(|a, b| a.total_cmp(b));
-    let a = ev.config.analyzer;
     Ok(RetrievalReport {
         data: data.display().to_string(),
-        mode: ev.mode.clone(),
+        mode: ev.mode,
         split: ev.split.clone().unwrap_or_else(|| "all".into()),
         half: match ev.half {
             None => "all".into(),
@@ -368,11 +386,29 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         p99_ms: quantile(&lat, 0.99),
         index_seconds,
         index_cached: cached,
-        analyzer: format!(
-            "{}{}{}",
-            if a.words { "w" } else { "" },
-            if a.unigrams { "u" } else { "" },
-            if a.bigrams { "b" } else { "" }
-        ),
+        analyzer: ev.config.analyzer.letters(),
     })
+}
+
+/// Embedding progress for long evaluation runs: a line every 10%.
+#[derive(Default)]
+struct StderrProgress {
+    total: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Progress for StderrProgress {
+    fn start(&self, files: u64, _bytes: u64) {
+        self.total
+            .store(files, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn advance(&self, files: u64, _bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let total = self.total.load(Relaxed).max(1);
+        let before = self.done.fetch_add(files, Relaxed);
+        let after = before + files;
+        if after * 10 / total > before * 10 / total {
+            eprintln!("  {after}/{total} chunks embedded");
+        }
+    }
 }

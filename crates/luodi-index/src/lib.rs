@@ -13,4 +13,6 @@ mod schema;
 mod store;
 
 pub use analyzer::{Analyzer, AnalyzerConfig};
-pub use store::{EmbeddedStore, StoreOptions, SCHEMA_VERSION};
+pub use store::{
+    passage_text, Bm25Params, EmbeddedStore, Failure, StoreOptions, VectorStatus, SCHEMA_VERSION,
+};

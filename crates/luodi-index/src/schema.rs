@@ -36,6 +36,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX chunks_document ON chunks(document_id);
     CREATE TABLE index_journal(path TEXT PRIMARY KEY);
     ",
+    // 2: files that could not be read at their last ingest, with the reason
+    "
+    CREATE TABLE failures(
+        path TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    ",
+    // 3: chunk vectors for dense retrieval, deleted with their chunk
+    "
+    CREATE TABLE vectors(
+        chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX vectors_model ON vectors(model);
+    ",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, String> {

@@ -12,7 +12,6 @@ use luodi_core::{
 use rusqlite::{params, Connection, OptionalExtension};
 use tantivy::collector::TopDocs;
 use tantivy::postings::Postings;
-use tantivy::query::Bm25Weight;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
 };
@@ -26,6 +25,9 @@ use tantivy::{
 
 use crate::analyzer::{Analyzer, AnalyzerConfig, TantivyAnalyzer};
 use crate::schema::{migrate, MIGRATIONS};
+
+mod vectors;
+pub use vectors::{passage_text, VectorStatus};
 
 /// Candidates gathered by the first search stage (see [`EmbeddedStore::search_ids`]).
 pub const RERANK_DEPTH: usize = 100;
@@ -47,6 +49,25 @@ pub struct StoreOptions {
     pub writer_threads: usize,
     /// Weight of title/heading matches relative to body matches.
     pub title_boost: f32,
+    /// BM25's term-frequency saturation `k1` and length normalization `b`, applied when the
+    /// candidates are scored (a query-time setting: changing it needs no re-indexing).
+    pub bm25: Bm25Params,
+}
+
+/// BM25 parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bm25Params {
+    pub k1: f32,
+    pub b: f32,
+}
+
+impl Default for Bm25Params {
+    /// Chosen on the tuning halves of the five retrieval sets (ARCHITECTURE.md, "BM25"):
+    /// between Lucene's 1.2/0.75 and the 0.9/0.4 of later studies; lower `b` helps long
+    /// relevant documents (DuReader +0.04 MRR@10), higher `b` short FAQ entries.
+    fn default() -> Self {
+        Bm25Params { k1: 1.0, b: 0.6 }
+    }
 }
 
 impl Default for StoreOptions {
@@ -56,6 +77,7 @@ impl Default for StoreOptions {
             writer_memory: 200_000_000,
             writer_threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)),
             title_boost: 0.5,
+            bm25: Bm25Params::default(),
         }
     }
 }
@@ -114,6 +136,8 @@ pub struct EmbeddedStore {
     writer: Mutex<Option<IndexWriter>>,
     /// Sources whose index work is queued but not committed.
     pending: Mutex<Vec<String>>,
+    /// Vectors of one model in memory for dense search, loaded on first use.
+    dense: std::sync::RwLock<Option<vectors::DenseMatrix>>,
     fields: Fields,
     analyzer: Analyzer,
     opts: StoreOptions,
@@ -206,6 +230,7 @@ impl EmbeddedStore {
             reader,
             writer: Mutex::new(None),
             pending: Mutex::new(Vec::new()),
+            dense: std::sync::RwLock::new(None),
             fields,
             analyzer,
             opts: StoreOptions {
@@ -581,7 +606,9 @@ impl EmbeddedStore {
     }
 
     /// Adds the BM25 contribution of `terms` (body, and title at its boost) to each
-    /// candidate's score by seeking the terms' postings to the candidates only.
+    /// candidate's score by seeking the terms' postings to the candidates only. The scoring
+    /// is ours, not tantivy's, so that `k1` and `b` are settings ([`Bm25Params`]); idf and
+    /// average length are tantivy's (over the whole index), lengths its encoded field norms.
     fn add_term_scores(
         &self,
         searcher: &tantivy::Searcher,
@@ -589,6 +616,7 @@ impl EmbeddedStore {
         candidates: &mut [(f32, DocAddress)],
     ) -> Result<()> {
         let f = self.fields;
+        let Bm25Params { k1, b } = self.opts.bm25;
         let mut by_segment: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for (i, (_, addr)) in candidates.iter().enumerate() {
             by_segment.entry(addr.segment_ord).or_default().push(i);
@@ -601,15 +629,25 @@ impl EmbeddedStore {
         } else {
             vec![(f.text, 1.0)]
         };
-        for t in terms {
-            for &(field, boost) in &fields {
+        let n_docs = searcher.num_docs().max(1) as f32;
+        for &(field, boost) in &fields {
+            let mut tokens = 0u64;
+            for reader in searcher.segment_readers() {
+                tokens += reader
+                    .inverted_index(field)
+                    .map_err(tv_err("postings"))?
+                    .total_num_tokens();
+            }
+            let avg_len = (tokens as f32 / n_docs).max(1.0);
+            for t in terms {
                 let term = Term::from_field_text(field, t);
-                if searcher.doc_freq(&term).map_err(tv_err("doc freq"))? == 0 {
+                let df = searcher.doc_freq(&term).map_err(tv_err("doc freq"))?;
+                if df == 0 {
                     continue;
                 }
-                let weight = Bm25Weight::for_terms(searcher, std::slice::from_ref(&term))
-                    .map_err(tv_err("bm25"))?
-                    .boost_by(boost);
+                let df = df as f32;
+                let idf = (1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln();
+                let weight = boost * idf * (k1 + 1.0);
                 for (&seg, idx) in &by_segment {
                     let reader = searcher.segment_reader(seg);
                     let inverted = reader.inverted_index(field).map_err(tv_err("postings"))?;
@@ -628,8 +666,10 @@ impl EmbeddedStore {
                             continue;
                         }
                         if postings.seek(doc) == doc {
+                            let tf = postings.term_freq() as f32;
+                            let len = norms.fieldnorm(doc) as f32;
                             candidates[i].0 +=
-                                weight.score(norms.fieldnorm_id(doc), postings.term_freq());
+                                weight * tf / (tf + k1 * (1.0 - b + b * len / avg_len));
                         }
                         if postings.doc() == TERMINATED {
                             break;
@@ -646,28 +686,44 @@ impl EmbeddedStore {
     /// Two stages keep latency flat on large knowledge bases: single Han characters have
     /// posting lists nearly as long as the corpus, and a long question has dozens of bigrams.
     /// So candidates are first gathered with the words and bigrams alone, at most the
-    /// [`STAGE1_MAX_TERMS`] rarest ([`RERANK_DEPTH`] candidates, at least 5×k); then the
-    /// other terms' BM25 contributions are added to those candidates only, by seeking their
+    /// [`STAGE1_MAX_TERMS`] rarest ([`RERANK_DEPTH`] candidates, at least 5×k); then every
+    /// term's BM25 contribution is computed for those candidates only, by seeking its
     /// postings. BM25 is a sum over terms, so a candidate's final score equals its full-query
-    /// score. A query made only of single characters, or only of longer terms, runs in one
-    /// stage.
+    /// score. A query made only of single characters, or only of longer terms, or one whose
+    /// longer terms match fewer chunks than the depth, gathers its candidates with all terms.
     pub fn search_ids(&self, q: &SearchQuery) -> Result<Vec<(u64, f32)>> {
         let terms = self.query_terms(&q.text);
         if terms.is_empty() {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
+        let depth = (q.k * 5).max(RERANK_DEPTH);
+        // candidates by tantivy's own BM25, then every candidate scored by ours
+        let rescore = |mut candidates: Vec<(f32, DocAddress)>| -> Result<Vec<(u64, f32)>> {
+            for c in candidates.iter_mut() {
+                c.0 = 0.0;
+            }
+            self.add_term_scores(&searcher, &terms, &mut candidates)?;
+            candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            candidates.truncate(q.k);
+            self.chunk_ids(&searcher, candidates)
+        };
         let one_stage = || -> Result<Vec<(u64, f32)>> {
             let query = self.filtered(self.terms_query(&terms), q);
-            let hits = self.top_addrs(&searcher, &*query, q.k)?;
-            self.chunk_ids(&searcher, hits)
+            rescore(self.top_addrs(&searcher, &*query, depth)?)
         };
         let is_single_han = |t: &str| {
             let mut c = t.chars();
             matches!((c.next(), c.next()), (Some(ch), None) if !ch.is_ascii())
         };
-        let (mut rest, mut long): (Vec<String>, Vec<String>) =
-            terms.iter().cloned().partition(|t| is_single_han(t));
+        let mut long: Vec<String> = terms
+            .iter()
+            .filter(|t| !is_single_han(t))
+            .cloned()
+            .collect();
+        if long.len() == terms.len() || long.is_empty() {
+            return one_stage();
+        }
         if long.len() > STAGE1_MAX_TERMS {
             let f = self.fields;
             let mut by_df: Vec<(u64, String)> = long
@@ -680,23 +736,37 @@ impl EmbeddedStore {
                 })
                 .collect();
             by_df.sort_by_key(|(df, t)| (*df == 0, *df, t.clone()));
-            let common = by_df.split_off(STAGE1_MAX_TERMS);
+            by_df.truncate(STAGE1_MAX_TERMS);
             long = by_df.into_iter().map(|(_, t)| t).collect();
-            rest.extend(common.into_iter().map(|(_, t)| t));
         }
-        if long.is_empty() || rest.is_empty() {
-            return one_stage();
-        }
-        let depth = (q.k * 5).max(RERANK_DEPTH);
         let stage1 = self.filtered(self.terms_query(&long), q);
-        let mut candidates = self.top_addrs(&searcher, &*stage1, depth)?;
-        if candidates.is_empty() {
+        let candidates = self.top_addrs(&searcher, &*stage1, depth)?;
+        if candidates.len() < depth {
+            // the longer terms match fewer chunks than the depth: the full query is cheap
+            // here, and it also finds chunks that share only single characters with it
             return one_stage();
         }
-        self.add_term_scores(&searcher, &rest, &mut candidates)?;
-        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
-        candidates.truncate(q.k);
-        self.chunk_ids(&searcher, candidates)
+        rescore(candidates)
+    }
+
+    /// The BM25 score of a chunk of average length holding every query term once: what
+    /// divides a chunk's score to say how much of the query it matches, whatever the query's
+    /// length (fusion with dense scores needs that scale).
+    pub fn ideal_score(&self, text: &str) -> Result<f32> {
+        let terms = self.query_terms(text);
+        let searcher = self.reader.searcher();
+        let n_docs = searcher.num_docs().max(1) as f32;
+        let Bm25Params { k1, .. } = self.opts.bm25;
+        let mut total = 0.0;
+        for t in &terms {
+            let df = searcher
+                .doc_freq(&Term::from_field_text(self.fields.text, t))
+                .map_err(tv_err("doc freq"))? as f32;
+            // a term absent from the corpus counts as the rarest possible
+            let df = df.max(1.0);
+            total += (1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln();
+        }
+        Ok(total * (k1 + 1.0) / (1.0 + k1))
     }
 
     /// Fetches chunks with their documents by id, in the order given.
@@ -873,8 +943,18 @@ impl EmbeddedStore {
                 let mut journal = tx
                     .prepare_cached("INSERT OR IGNORE INTO index_journal(path) VALUES(?1)")
                     .map_err(sql_err("prepare"))?;
+                let mut unfail = tx
+                    .prepare_cached("DELETE FROM failures WHERE path = ?1")
+                    .map_err(sql_err("prepare"))?;
                 let ts = now();
                 for change in changes {
+                    // a file stored, refreshed or removed has not failed (any more)
+                    let path = match &change {
+                        Change::Touch(s) => &s.path,
+                        Change::Remove(p) => p,
+                        Change::Upsert(u) => &u.source.path,
+                    };
+                    unfail.execute([path]).map_err(sql_err("clear failure"))?;
                     match change {
                         Change::Touch(s) => {
                             touch
@@ -958,7 +1038,68 @@ impl EmbeddedStore {
             }
             tx.commit().map_err(sql_err("commit"))?;
         }
+        if !touched.is_empty() {
+            self.forget_dense();
+        }
         Ok((touched, entries))
+    }
+
+    /// Records files that could not be read (path, reason), replacing earlier reasons.
+    pub fn record_failures(&self, failed: &[(String, String)]) -> Result<()> {
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(sql_err("begin"))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO failures(path, reason, at) VALUES(?1, ?2, ?3)
+                     ON CONFLICT(path) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+                )
+                .map_err(sql_err("prepare"))?;
+            let ts = now();
+            for (path, reason) in failed {
+                st.execute(params![path, reason, ts])
+                    .map_err(sql_err("record failure"))?;
+            }
+        }
+        tx.commit().map_err(sql_err("commit"))
+    }
+
+    /// Forgets failures of files that no longer exist (`keep` says which paths to keep).
+    pub fn prune_failures(&self, keep: impl Fn(&str) -> bool) -> Result<u64> {
+        let gone: Vec<String> = self
+            .failures()?
+            .into_iter()
+            .map(|f| f.path)
+            .filter(|p| !keep(p))
+            .collect();
+        let conn = self.conn()?;
+        for p in &gone {
+            conn.execute("DELETE FROM failures WHERE path = ?1", [p])
+                .map_err(sql_err("prune failure"))?;
+        }
+        Ok(gone.len() as u64)
+    }
+
+    /// Files whose last ingest failed, by path.
+    pub fn failures(&self) -> Result<Vec<Failure>> {
+        let conn = self.conn()?;
+        let mut st = conn
+            .prepare_cached("SELECT path, reason, at FROM failures ORDER BY path")
+            .map_err(sql_err("failures"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Failure {
+                    path: r.get(0)?,
+                    reason: r.get(1)?,
+                    at: r.get(2)?,
+                })
+            })
+            .map_err(sql_err("failures"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(sql_err("failures"))
     }
 
     fn stats_impl(&self) -> Result<KbStats> {
@@ -970,7 +1111,7 @@ impl EmbeddedStore {
         };
         Ok(KbStats {
             sources: count("SELECT COUNT(*) FROM sources")?,
-            failed_sources: 0,
+            failed_sources: count("SELECT COUNT(*) FROM failures")?,
             documents: count("SELECT COUNT(*) FROM documents")?,
             chunks: count("SELECT COUNT(*) FROM chunks")?,
             text_bytes: count("SELECT COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0) FROM chunks")?,
@@ -978,6 +1119,15 @@ impl EmbeddedStore {
             disk_bytes: Self::dir_size(&self.dir),
         })
     }
+}
+
+/// A file that could not be read at its last ingest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub reason: String,
+    /// Unix seconds.
+    pub at: i64,
 }
 
 /// Test hook: `LUODI_CRASH_AT=<point>` aborts the process at that point, as `kill -9` would.

@@ -104,3 +104,71 @@ fn analyzer_snapshot() {
         "Taiwan phrases and variants fold together"
     );
 }
+
+#[test]
+fn a_first_release_store_is_migrated_and_keeps_its_analyzer() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = AnalyzerConfig {
+        latin_trigrams: false,
+        ..AnalyzerConfig::default()
+    };
+    {
+        let s = EmbeddedStore::open(
+            dir.path(),
+            StoreOptions {
+                analyzer: old,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        s.apply(vec![update(
+            "a.md",
+            &["员工请假须提前提交 Merits 申请"],
+            "人事部",
+        )])
+        .unwrap();
+    }
+    // turn it back into what the first release wrote: schema 1, analyzer without trigrams
+    {
+        let c = rusqlite::Connection::open(dir.path().join("kb.sqlite")).unwrap();
+        c.execute_batch(
+            "DROP TABLE vectors; DROP TABLE failures; PRAGMA user_version = 1;
+             UPDATE meta SET value = '{\"words\":true,\"unigrams\":true,\"bigrams\":true}' WHERE key = 'analyzer';",
+        )
+        .unwrap();
+    }
+    let s = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(s.search(&q("请假")).unwrap()[0].doc_key, "a.md");
+    // the old analyzer is kept: no trigrams, so `merit` does not meet `merits`
+    assert!(s.search(&q("merit")).unwrap().is_empty());
+    s.record_failures(&[("b.pdf".into(), "no text layer".into())])
+        .unwrap();
+    assert_eq!(s.stats().unwrap().failed_sources, 1);
+    s.apply(vec![update("b.pdf", &["补上了文字层"], "人事部")])
+        .unwrap();
+    assert_eq!(
+        s.stats().unwrap().failed_sources,
+        0,
+        "stored files are not failures"
+    );
+    let c = rusqlite::Connection::open(dir.path().join("kb.sqlite")).unwrap();
+    let v: u32 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, luodi_index::SCHEMA_VERSION);
+}
+
+#[test]
+fn latin_word_forms_meet_through_trigrams() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    s.apply(vec![
+        update("a.md", &["Merit Network 负责 NSFNET 的运营"], "x"),
+        update("b.md", &["公司网络的运营由信息部负责"], "x"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.search(&q("Merits 在网络中的角色")).unwrap()[0].doc_key,
+        "a.md"
+    );
+}

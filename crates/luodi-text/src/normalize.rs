@@ -101,18 +101,55 @@ pub fn clean(text: &str) -> String {
 /// texts that a reader would call the same word fold to the same key, whatever their width,
 /// case or script.
 pub fn fold_for_search(text: &str) -> String {
-    let folded: String = text
-        .nfkc()
-        .flat_map(|c| c.to_lowercase())
-        .map(|c| {
-            if c.is_whitespace() || c.is_control() {
+    let mut folded = String::with_capacity(text.len());
+    // Chinese text is mostly ASCII, Han characters, CJK punctuation and full-width forms, whose
+    // NFKC is known without the normalizer; only the other runs go through it. A run is cut
+    // before such a character only, which never composes with what precedes it, and such a
+    // character goes to the normalizer itself when a non-simple one (a combining mark) follows.
+    let mut slow_from: Option<usize> = None;
+    let mut it = text.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        let fast = is_nfkc_simple(c) && it.peek().is_none_or(|&(_, n)| is_nfkc_simple(n));
+        if fast {
+            if let Some(s) = slow_from.take() {
+                text[s..i].nfkc().for_each(|c| fold_char(c, &mut folded));
+            }
+            fold_char(half_width_char(c, false), &mut folded);
+        } else if slow_from.is_none() {
+            slow_from = Some(i);
+        }
+    }
+    if let Some(s) = slow_from {
+        text[s..].nfkc().for_each(|c| fold_char(c, &mut folded));
+    }
+    crate::script::fold_to_simplified(&folded)
+}
+
+/// Characters whose NFKC form is themselves, or (full-width forms, the ideographic space) an
+/// ASCII character, and which never compose with a preceding character.
+fn is_nfkc_simple(c: char) -> bool {
+    matches!(c as u32, 0..=0x7F | 0x3000..=0x3029 | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF01..=0xFF5E)
+}
+
+/// Lowercase, whitespace and controls as a space; Han characters (no case) pass straight.
+fn fold_char(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(if c.is_ascii_whitespace() || c.is_ascii_control() {
+            ' '
+        } else {
+            c.to_ascii_lowercase()
+        });
+    } else if crate::encoding::is_han(c) {
+        out.push(c);
+    } else {
+        for l in c.to_lowercase() {
+            out.push(if l.is_whitespace() || l.is_control() {
                 ' '
             } else {
-                c
-            }
-        })
-        .collect();
-    crate::script::fold_to_simplified(&folded)
+                l
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,5 +173,22 @@ mod tests {
     #[test]
     fn fold_unifies_width_case_and_script() {
         assert_eq!(fold_for_search("ＩＴ服務台"), fold_for_search("it服务台"));
+        // a stray traditional clause inside simplified text is folded, the rest kept
+        assert_eq!(
+            fold_for_search("员工手册。資料庫在哪裡？\t请 ＡＢ"),
+            "员工手册。数据库在哪里? 请 ab"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quick_path_folds_like_the_normalizer(s in "[a-zA-ZＡ-Ｚ０-９！-～\u{3000}-\u{3040}\u{4e00}-\u{4e20}\u{00c0}-\u{00ff}\u{0300}-\u{0310}\u{0391}-\u{03a9}\u{ff5f}-\u{ff70}\u{f900}-\u{f905} \t，。①ﬁ㍿]{0,40}") {
+            let slow: String = s
+                .nfkc()
+                .flat_map(|c| c.to_lowercase())
+                .map(|c| if c.is_whitespace() || c.is_control() { ' ' } else { c })
+                .collect();
+            proptest::prop_assert_eq!(fold_for_search(&s), crate::script::fold_to_simplified(&slow));
+        }
     }
 }

@@ -100,10 +100,46 @@ pub fn to_traditional(text: &str, variant: Variant) -> String {
 /// a fixed point: a key folds to itself, and every spelling of a character meets.
 pub(crate) fn fold_to_simplified(text: &str) -> String {
     // Most text has no character a traditional→simplified dictionary would touch; finding
-    // that out with a bitset is ~50× cheaper than running the dictionaries.
+    // that out with a bitset is ~50× cheaper than running the dictionaries. Mostly simplified
+    // text often holds a stray one (著, 乾), so only the clauses around such characters are
+    // converted: OpenCC's phrases never span Chinese punctuation or line ends.
     if !has_traditional(text) {
         return fold_variants(text.to_owned());
     }
+    let mut out = String::with_capacity(text.len());
+    let mut pending = 0..0;
+    let mut pos = 0;
+    for clause in text.split_inclusive(is_clause_end) {
+        let end = pos + clause.len();
+        if has_traditional(clause) {
+            if pending.is_empty() {
+                pending = pos..end;
+            } else {
+                pending.end = end;
+            }
+        } else {
+            if !pending.is_empty() {
+                out.push_str(&simplify_to_fixed_point(&text[pending.clone()]));
+                pending = 0..0;
+            }
+            out.push_str(clause);
+        }
+        pos = end;
+    }
+    if !pending.is_empty() {
+        out.push_str(&simplify_to_fixed_point(&text[pending]));
+    }
+    fold_variants(out)
+}
+
+fn is_clause_end(c: char) -> bool {
+    matches!(
+        c,
+        '。' | '，' | '、' | '；' | '：' | '！' | '？' | '\n' | ' ' | ',' | ';' | '.' | '!' | '?'
+    )
+}
+
+fn simplify_to_fixed_point(text: &str) -> String {
     let mut cur = convert(&TW2SP, BuiltinConfig::Tw2sp, text);
     for _ in 0..3 {
         if !has_traditional(&cur) {
@@ -115,7 +151,7 @@ pub(crate) fn fold_to_simplified(text: &str) -> String {
         }
         cur = next;
     }
-    fold_variants(cur)
+    cur
 }
 
 fn fold_variants(s: String) -> String {

@@ -50,6 +50,9 @@ pub struct IngestBench {
     /// Size of the generated corpus, in MB.
     #[arg(long, default_value_t = 100)]
     pub mb: u64,
+    /// Size of each generated file, in KB (`--mb 100 --file-kb 10` makes ~10,000 files).
+    #[arg(long, default_value_t = 48)]
+    pub file_kb: u64,
     #[arg(long)]
     pub json: bool,
 }
@@ -136,7 +139,7 @@ pub fn run(home: &Path, cmd: BenchCmd, quiet: bool) -> Result<ExitCode> {
     }
 }
 
-fn generate_corpus(dir: &Path, data: &Path, mb: u64) -> Result<(u64, u64)> {
+fn generate_corpus(dir: &Path, data: &Path, mb: u64, file_kb: u64) -> Result<(u64, u64)> {
     let marker = dir.join(".complete");
     if let Ok(s) = std::fs::read_to_string(&marker) {
         let mut it = s.split_whitespace().filter_map(|x| x.parse::<u64>().ok());
@@ -160,7 +163,7 @@ fn generate_corpus(dir: &Path, data: &Path, mb: u64) -> Result<(u64, u64)> {
             body.push_str(&format!("# 资料汇编 第{}册 (轮次 {round})\n\n", files + 1));
         }
         let mut n = 0;
-        while body.len() < 48_000 {
+        while body.len() < (file_kb.max(1) * 1000) as usize {
             let (title, text) = &pool[i % pool.len()];
             i += 1;
             if i % pool.len() == 0 {
@@ -189,9 +192,13 @@ fn generate_corpus(dir: &Path, data: &Path, mb: u64) -> Result<(u64, u64)> {
 }
 
 fn ingest(home: &Path, b: IngestBench, quiet: bool) -> Result<ExitCode> {
-    let corpus_dir = home.join("bench").join(format!("ingest-corpus-{}mb", b.mb));
-    let (files, bytes) =
-        generate_corpus(&corpus_dir, &b.data, b.mb).context("generating the benchmark corpus")?;
+    let name = match b.file_kb {
+        48 => format!("ingest-corpus-{}mb", b.mb),
+        kb => format!("ingest-corpus-{}mb-{kb}kb", b.mb),
+    };
+    let corpus_dir = home.join("bench").join(name);
+    let (files, bytes) = generate_corpus(&corpus_dir, &b.data, b.mb, b.file_kb)
+        .context("generating the benchmark corpus")?;
     let bench_home = home.join("bench").join("ingest-home");
     if bench_home.exists() {
         std::fs::remove_dir_all(&bench_home)?;

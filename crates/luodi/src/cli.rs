@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use luodi_core::SearchQuery;
-use luodi_engine::{backup, Home, IngestOptions, KbConfig};
+use luodi_core::{Embedder, SearchMode, SearchQuery};
+use luodi_engine::{backup, E5Embedder, EmbedCache, Home, IngestOptions, KbConfig};
 use luodi_index::AnalyzerConfig;
 use luodi_ingest::{ReadOptions, TableMode};
 
@@ -65,10 +65,13 @@ pub enum KbCmd {
     /// Create a knowledge base.
     Create {
         name: String,
-        /// Analyzer terms: any of w (jieba words), u (character unigrams), b (bigrams).
-        #[arg(long, default_value = "wub")]
+        /// Analyzer terms: any of w (jieba words), u (character unigrams), b (bigrams),
+        /// t (trigrams of Latin words).
+        #[arg(long, default_value = "wubt")]
         analyzer: String,
     },
+    /// Embed the chunks that have no vector yet (resumable; `ingest` does it by default).
+    Embed { name: String },
     /// List knowledge bases.
     List {
         #[arg(long)]
@@ -125,6 +128,10 @@ pub struct IngestArgs {
     /// Read and hash every file even if its size and time are unchanged.
     #[arg(long)]
     pub rehash: bool,
+    /// Do not embed the new chunks after indexing (BM25 works at once; `luodi kb embed`
+    /// adds the vectors later).
+    #[arg(long)]
+    pub no_embed: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -147,6 +154,9 @@ pub struct SearchArgs {
     /// Only documents modified before this date (YYYY-MM-DD).
     #[arg(long, value_parser = parse_date)]
     pub before: Option<i64>,
+    /// bm25, dense or hybrid (hybrid is BM25 alone until the chunks have vectors).
+    #[arg(long, default_value = "hybrid")]
+    pub mode: SearchMode,
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,10 +181,20 @@ pub struct RetrievalArgs {
     /// Only the first N queries.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// bm25, dense or hybrid.
     #[arg(long, default_value = "bm25")]
-    pub mode: String,
-    /// Analyzer terms: any of w, u, b (see `kb create`).
-    #[arg(long, default_value = "wub")]
+    pub mode: SearchMode,
+    /// Hybrid: the reciprocal-rank-fusion constant.
+    #[arg(long, hide = true)]
+    pub rrf_k: Option<f32>,
+    /// Hybrid: the weight of the dense score (BM25's is 1).
+    #[arg(long, hide = true)]
+    pub dense_weight: Option<f32>,
+    /// Hybrid: the cosine similarity below which the dense score is 0.
+    #[arg(long, hide = true)]
+    pub dense_floor: Option<f32>,
+    /// Analyzer terms: any of w, u, b, t (see `kb create`).
+    #[arg(long, default_value = "wubt")]
     pub analyzer: String,
     /// Leave the corpus titles out of the index.
     #[arg(long)]
@@ -223,16 +243,12 @@ pub fn parse_date(s: &str) -> Result<i64, String> {
 }
 
 pub fn parse_analyzer(s: &str) -> Result<AnalyzerConfig> {
-    if s.is_empty() || !s.chars().all(|c| "wub".contains(c)) {
-        bail!(luodi_core::Error::InvalidInput(format!(
-            "--analyzer {s:?}: use letters w (words), u (unigrams), b (bigrams), e.g. wb"
-        )));
+    match AnalyzerConfig::from_letters(s) {
+        Some(c) => Ok(c),
+        None => bail!(luodi_core::Error::InvalidInput(format!(
+            "--analyzer {s:?}: use letters w (words), u (unigrams), b (bigrams), t (Latin trigrams), e.g. wubt"
+        ))),
     }
-    Ok(AnalyzerConfig {
-        words: s.contains('w'),
-        unigrams: s.contains('u'),
-        bigrams: s.contains('b'),
-    })
 }
 
 fn format_time(secs: i64) -> String {
@@ -315,6 +331,22 @@ fn kb(home: &std::path::Path, cmd: KbCmd) -> Result<ExitCode> {
                 }
             }
         }
+        KbCmd::Embed { name } => {
+            let kb = h.open_kb(&name)?;
+            let embedder = E5Embedder::load(luodi_models::llm::llama::default_threads())?;
+            let cache = embed_cache(&h)?;
+            let bar = Bar::new(false);
+            let r = kb.embed_pending(&embedder, &cache, &bar)?;
+            bar.finish();
+            writeln!(
+                out,
+                "{name}: {} chunks embedded in {:.1}s; {} of {} chunks have a vector",
+                r.embedded,
+                r.seconds,
+                kb.vector_status(embedder.id())?.with_vector,
+                r.total
+            )?;
+        }
         KbCmd::Delete { name } => {
             h.delete(&name)?;
             writeln!(out, "deleted knowledge base {name}")?;
@@ -322,15 +354,46 @@ fn kb(home: &std::path::Path, cmd: KbCmd) -> Result<ExitCode> {
         KbCmd::Stats { name, json } => {
             let kb = h.open_kb(&name)?;
             let s = kb.stats()?;
+            let failures = kb.store.failures()?;
+            let model = luodi_engine::e5_model_id();
+            let vectors = kb.vector_status(&model)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string(&s)?)?;
+                let mut v = serde_json::to_value(&s)?;
+                v["failures"] = serde_json::to_value(&failures)?;
+                v["vectors"] = serde_json::json!(vectors.with_vector);
+                v["vector_model"] = serde_json::json!(model);
+                writeln!(out, "{v}")?;
             } else {
                 writeln!(out, "knowledge base {name}")?;
                 writeln!(out, "  files      {}", s.sources)?;
+                if s.failed_sources > 0 {
+                    writeln!(
+                        out,
+                        "  failed     {} (not readable at their last ingest)",
+                        s.failed_sources
+                    )?;
+                    for f in failures.iter().take(20) {
+                        writeln!(out, "    {}: {}", f.path, f.reason)?;
+                    }
+                    if failures.len() > 20 {
+                        writeln!(out, "    … {} more (--json lists all)", failures.len() - 20)?;
+                    }
+                }
                 writeln!(out, "  documents  {}", s.documents)?;
                 writeln!(out, "  chunks     {}", s.chunks)?;
                 writeln!(out, "  text       {:.1} MB", s.text_bytes as f64 / 1e6)?;
                 writeln!(out, "  indexed    {} chunks (BM25)", s.index_docs)?;
+                writeln!(
+                    out,
+                    "  vectors    {} of {} chunks ({model}){}",
+                    vectors.with_vector,
+                    vectors.chunks,
+                    if vectors.missing() > 0 {
+                        format!(" — `luodi kb embed {name}` adds the missing ones")
+                    } else {
+                        String::new()
+                    }
+                )?;
                 writeln!(out, "  on disk    {:.1} MB", s.disk_bytes as f64 / 1e6)?;
             }
         }
@@ -346,6 +409,8 @@ fn kb(home: &std::path::Path, cmd: KbCmd) -> Result<ExitCode> {
         KbCmd::Import { file, name } => {
             let info = backup::import(&h, &file, name.as_deref())?;
             let kb = h.open_kb(&info.name)?;
+            // vectors are not in the export: made again (from the cache when it has them)
+            embed_if_installed(&h, &kb, false)?;
             let s = kb.stats()?;
             writeln!(
                 out,
@@ -383,9 +448,16 @@ fn ingest(home: &std::path::Path, a: IngestArgs, quiet: bool) -> Result<ExitCode
     let bar = Bar::new(quiet || a.json);
     let report = kb.ingest(&a.paths, &opts, &bar)?;
     bar.finish();
+    let embedded = if a.no_embed {
+        None
+    } else {
+        embed_if_installed(&h, &kb, quiet || a.json)?
+    };
     let mut out = std::io::stdout().lock();
     if a.json {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        let mut v = serde_json::to_value(&report)?;
+        v["embedded"] = serde_json::json!(embedded.as_ref().map_or(0, |r| r.embedded));
+        writeln!(out, "{v}")?;
     } else {
         let mb = report.bytes_read as f64 / 1e6;
         writeln!(
@@ -405,6 +477,13 @@ fn ingest(home: &std::path::Path, a: IngestArgs, quiet: bool) -> Result<ExitCode
             mb / report.seconds.max(1e-9),
             report.files_seen as f64 / report.seconds.max(1e-9),
         )?;
+        if let Some(r) = &embedded {
+            writeln!(
+                out,
+                "  embedded {} chunks in {:.1}s (hybrid search on)",
+                r.embedded, r.seconds
+            )?;
+        }
         for (path, why) in &report.failed {
             writeln!(out, "  failed: {}: {why}", display_path(path))?;
         }
@@ -415,16 +494,66 @@ fn ingest(home: &std::path::Path, a: IngestArgs, quiet: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+fn embed_cache(h: &Home) -> Result<EmbedCache> {
+    Ok(EmbedCache::open(
+        &h.root().join("cache").join("embeddings.sqlite"),
+    )?)
+}
+
+/// Embeds the chunks without a vector when the embedding model is installed; otherwise says
+/// that search stays BM25 until `luodi kb embed`.
+fn embed_if_installed(
+    h: &Home,
+    kb: &luodi_engine::Kb,
+    quiet: bool,
+) -> Result<Option<luodi_engine::EmbedReport>> {
+    match E5Embedder::load(luodi_models::llm::llama::default_threads()) {
+        Ok(embedder) => {
+            let bar = Bar::new(quiet);
+            let r = kb.embed_pending(&embedder, &embed_cache(h)?, &bar)?;
+            bar.finish();
+            Ok(Some(r))
+        }
+        Err(e) => {
+            eprintln!(
+                "note: chunks not embedded ({e}); search uses BM25 until `luodi kb embed {}`",
+                kb.name()
+            );
+            Ok(None)
+        }
+    }
+}
+
 fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
     let h = open_home(home)?;
     let kb = h.open_kb(&a.name)?;
-    let hits = kb.search(&SearchQuery {
+    let q = SearchQuery {
         text: a.query.clone(),
         k: a.k,
         filters: a.filter,
         after: a.after,
         before: a.before,
-    })?;
+    };
+    let hits = match a.mode {
+        SearchMode::Bm25 => kb.search(&q)?,
+        mode => match E5Embedder::load(luodi_models::llm::llama::default_threads()) {
+            Ok(e) => {
+                let cache = embed_cache(&h)?;
+                if mode == SearchMode::Dense && kb.vector_status(e.id())?.with_vector == 0 {
+                    bail!(luodi_core::Error::InvalidInput(format!(
+                        "{} has no vectors yet: run `luodi kb embed {}`",
+                        a.name, a.name
+                    )));
+                }
+                kb.search_mode(&q, mode, Some((&e, &cache)))?
+            }
+            Err(e) if mode == SearchMode::Hybrid => {
+                eprintln!("note: BM25 only ({e})");
+                kb.search(&q)?
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&hits)?)?;
@@ -487,6 +616,15 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
         half,
         limit: a.limit,
         mode: a.mode,
+        fusion: {
+            let d = luodi_engine::Fusion::default();
+            luodi_engine::Fusion {
+                rrf_k: a.rrf_k,
+                dense_weight: a.dense_weight.unwrap_or(d.dense_weight),
+                dense_floor: a.dense_floor.unwrap_or(d.dense_floor),
+            }
+        },
+        embed_cache: home.join("cache").join("embeddings.sqlite"),
         config: {
             let d = KbConfig::default();
             KbConfig {

@@ -151,14 +151,24 @@ fn reingest_is_incremental() {
     assert_eq!(changed["updated"], 1, "{changed}");
     let hits = e.json(&["search", "hb", "remotely three days", "--json"]);
     assert!(top_text(&hits).contains("three days"));
-    let old = e.json(&["search", "hb", "hardware security key laptop", "--json"]);
-    assert!(
-        old.as_array().unwrap().iter().all(|h| !h["doc_key"]
-            .as_str()
-            .unwrap()
-            .ends_with("remote-work-policy.md")),
-        "{old}"
-    );
+    // the old chunks are gone, in every search mode
+    for mode in ["bm25", "hybrid", "dense"] {
+        let old = e.json(&[
+            "search",
+            "hb",
+            "hardware security key laptop",
+            "--json",
+            "--mode",
+            mode,
+        ]);
+        assert!(
+            old.as_array().unwrap().iter().all(|h| !h["chunk"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("hardware security key")),
+            "{mode}: {old}"
+        );
+    }
     // a deleted file is removed
     std::fs::remove_file(e.docs().join("春节放假通知-gbk.txt")).unwrap();
     let removed = e.ingest("hb", &[]);
@@ -282,6 +292,24 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(failed.len(), 2, "{r}");
     assert!(failed.iter().any(|f| f.ends_with("broken.docx")));
     e.assert_consistent("hb");
+    // the failures stay visible after the run, until the files are fixed or gone
+    let stats = e.json(&["kb", "stats", "hb", "--json"]);
+    assert_eq!(stats["failed_sources"], 2, "{stats}");
+    let why = stats["failures"][0]["reason"].as_str().unwrap_or_default();
+    assert!(!why.is_empty(), "{stats}");
+    let text = e.ok(&["kb", "stats", "hb"]);
+    assert!(
+        text.contains("failed     2") && text.contains("broken.docx"),
+        "{text}"
+    );
+    std::fs::remove_file(e.docs().join("broken.docx")).unwrap();
+    std::fs::write(e.docs().join("empty.pdf"), "").unwrap();
+    std::fs::remove_file(e.docs().join("empty.pdf")).unwrap();
+    std::fs::write(e.docs().join("fixed.md"), "# 修好了\n\n内容").unwrap();
+    let r = e.ingest("hb", &[]);
+    assert_eq!(r["failed"].as_array().unwrap().len(), 0, "{r}");
+    let stats = e.json(&["kb", "stats", "hb", "--json"]);
+    assert_eq!(stats["failed_sources"], 0, "{stats}");
 }
 
 #[cfg(feature = "failpoints")]
@@ -328,7 +356,7 @@ fn kill_9_mid_ingest_then_rerun_is_consistent() {
     e.ok(&["kb", "create", "big"]);
     for delay in [150u64, 400, 900] {
         let mut child = e
-            .cmd(&["ingest", "big", big.to_str().unwrap()])
+            .cmd(&["ingest", "big", big.to_str().unwrap(), "--no-embed"])
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay));
@@ -336,7 +364,14 @@ fn kill_9_mid_ingest_then_rerun_is_consistent() {
         let _ = child.wait();
         e.assert_consistent("big");
     }
-    let r = e.ingest_at("big", &big);
+    // (indexing is what this test kills; embedding commits its own batches)
+    let r = e.json(&[
+        "ingest",
+        "big",
+        big.to_str().unwrap(),
+        "--json",
+        "--no-embed",
+    ]);
     assert_eq!(r["failed"].as_array().unwrap().len(), 0);
     let s = e.assert_consistent("big");
     assert_eq!(s["sources"], 1500);
@@ -350,12 +385,6 @@ fn kill_9_mid_ingest_then_rerun_is_consistent() {
         .filter(|h| h["doc_key"].as_str().unwrap().ends_with("f0007.txt"))
         .count() as u64;
     assert_eq!(s["chunks"].as_u64().unwrap(), per_file * 1500, "{s}");
-}
-
-impl Env {
-    fn ingest_at(&self, kb: &str, path: &Path) -> Value {
-        self.json(&["ingest", kb, path.to_str().unwrap(), "--json"])
-    }
 }
 
 #[test]
@@ -520,4 +549,65 @@ fn eval_paraphrase_smoke_on_shared_data() {
     assert_eq!(v["pairs"], 40);
     let auc = v["roc_auc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auc), "{v}");
+}
+
+#[test]
+fn ingest_embeds_and_hybrid_search_finds_paraphrases() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    let r = e.ingest("hb", &[]);
+    let s = e.assert_consistent("hb");
+    assert!(r["embedded"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(s["vectors"], s["chunks"], "every chunk has a vector: {s}");
+    // a question that shares no word with its answer (口令 for 密码, 想不起来 for 遗忘):
+    // only vectors find it
+    let q = "口令想不起来了如何找回";
+    let dense = e.json(&["search", "hb", q, "--mode", "dense", "--json"]);
+    assert!(top_text(&dense).contains("密码遗忘"), "{dense}");
+    let bm25 = e.json(&["search", "hb", q, "--mode", "bm25", "--json", "-k", "3"]);
+    let found = |hits: &Value| {
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["chunk"]["text"].as_str().unwrap().contains("密码遗忘"))
+    };
+    assert!(!found(&bm25), "{bm25}");
+    let hybrid = e.json(&["search", "hb", q, "--json", "-k", "3"]);
+    assert!(found(&hybrid), "{hybrid}");
+    // and exact words still rank first in hybrid mode
+    let hits = e.json(&["search", "hb", "HR-Link 年假申请", "--json"]);
+    assert!(top_text(&hits).contains("HR-Link"), "{hits}");
+    // a changed file: only its chunks are embedded again
+    let f = e.docs().join("remote-work-policy.md");
+    let mut text = std::fs::read_to_string(&f).unwrap();
+    text.push_str("\n## Hours\n\nCore hours are 10:00 to 16:00.\n");
+    std::fs::write(&f, text).unwrap();
+    let r = e.ingest("hb", &[]);
+    let n = r["embedded"].as_u64().unwrap();
+    assert!(n > 0 && n < s["chunks"].as_u64().unwrap() / 2, "{r}");
+    let s = e.assert_consistent("hb");
+    assert_eq!(s["vectors"], s["chunks"], "{s}");
+}
+
+#[test]
+fn dense_search_without_vectors_is_a_clear_error() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    e.ingest("hb", &["--no-embed"]);
+    let o = e.run(&["search", "hb", "年假", "--mode", "dense"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("luodi kb embed hb"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // hybrid falls back to BM25 until vectors exist
+    let hits = e.json(&["search", "hb", "年假", "--json"]);
+    assert!(top_text(&hits).contains("年假"));
+    let out = e.ok(&["kb", "embed", "hb"]);
+    assert!(out.contains("chunks embedded"), "{out}");
+    let hits = e.json(&["search", "hb", "年假", "--mode", "dense", "--json"]);
+    assert!(!hits.as_array().unwrap().is_empty());
+    let o = e.run(&["search", "hb", "年假", "--mode", "fuzzy"]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -1,0 +1,392 @@
+//! Dense and hybrid retrieval: chunk vectors made at ingest through an embedding cache,
+//! query vectors, and the fusion of BM25 and dense rankings.
+//!
+//! Vectors are made after the BM25 index is committed, so a knowledge base answers with BM25
+//! at once; [`Kb::embed_pending`] fills in the vectors in batches (resumable: each batch is
+//! committed, and the next run starts with the chunks still missing one), and hybrid search
+//! uses whatever vectors exist. The cache (`$LUODI_HOME/cache/embeddings.sqlite`, keyed by
+//! model and text hash) makes re-ingesting, re-creating an evaluation store or asking the same
+//! question again cost no model time.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use luodi_core::{Embedder, Error, Result, SearchHit, SearchMode, SearchQuery};
+use luodi_index::VectorStatus;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::home::Kb;
+use crate::ingest::Progress;
+
+/// Chunks embedded per batch (one committed step of [`Kb::embed_pending`]).
+pub const EMBED_BATCH: usize = 64;
+
+/// Candidates each ranking contributes to the fusion.
+pub const FUSION_DEPTH: usize = 50;
+
+/// How hybrid search combines its rankings.
+///
+/// `rrf_k` set: reciprocal rank fusion, dense ranking weighted by `dense_weight`. Otherwise
+/// (the default) a weighted sum of scores on comparable scales: the BM25 score divided by the
+/// query's ideal score (the share of the query a chunk matches, so that a top BM25 hit that
+/// matches only a stray character scores low) plus `dense_weight` × the cosine similarity
+/// above `dense_floor` (below it a chunk is unrelated to the question for this model).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fusion {
+    pub rrf_k: Option<f32>,
+    pub dense_weight: f32,
+    pub dense_floor: f32,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion {
+            rrf_k: None,
+            dense_weight: 4.0,
+            dense_floor: 0.75,
+        }
+    }
+}
+
+/// Vectors by (model, blake3 of the text).
+pub struct EmbedCache {
+    conn: Mutex<Connection>,
+}
+
+fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::internal(context, e)
+}
+
+fn text_key(text: &str) -> Vec<u8> {
+    blake3::hash(text.as_bytes()).as_bytes().to_vec()
+}
+
+fn to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_bytes(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+impl EmbedCache {
+    pub fn open(path: &Path) -> Result<EmbedCache> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| Error::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("embedding cache"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("embedding cache"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql("embedding cache"))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS embeddings(
+                model TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
+                PRIMARY KEY(model, key)) WITHOUT ROWID;",
+        )
+        .map_err(sql("embedding cache"))?;
+        Ok(EmbedCache {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+        self.conn
+            .lock()
+            .map_err(|_| Error::internal("embedding cache", "lock poisoned"))
+    }
+
+    pub fn get(&self, model: &str, text: &str) -> Result<Option<Vec<f32>>> {
+        let conn = self.conn()?;
+        let v: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT data FROM embeddings WHERE model = ?1 AND key = ?2")
+            .map_err(sql("embedding cache"))?
+            .query_row(params![model, text_key(text)], |r| r.get(0))
+            .optional()
+            .map_err(sql("embedding cache"))?;
+        Ok(v.map(|b| from_bytes(&b)))
+    }
+
+    pub fn put(&self, model: &str, items: &[(&str, &[f32])]) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(sql("embedding cache"))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO embeddings(model, key, data) VALUES(?1, ?2, ?3)",
+                )
+                .map_err(sql("embedding cache"))?;
+            for (text, v) in items {
+                st.execute(params![model, text_key(text), to_bytes(v)])
+                    .map_err(sql("embedding cache"))?;
+            }
+        }
+        tx.commit().map_err(sql("embedding cache"))
+    }
+
+    /// Vectors of `texts` as passages: cached ones read, the others embedded and cached.
+    pub fn passages(&self, embedder: &dyn Embedder, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let model = embedder.id();
+        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
+        for t in texts {
+            out.push(self.get(model, t)?);
+        }
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
+            let made = embedder.embed_passages(&todo)?;
+            if made.len() != todo.len() {
+                return Err(Error::internal(
+                    "embedding",
+                    format!("{} vectors for {} texts", made.len(), todo.len()),
+                ));
+            }
+            let items: Vec<(&str, &[f32])> = todo
+                .iter()
+                .zip(&made)
+                .map(|(t, v)| (*t, v.as_slice()))
+                .collect();
+            self.put(model, &items)?;
+            for (i, v) in missing.into_iter().zip(made) {
+                out[i] = Some(v);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// The vector of a question, cached under a `query:` key of its own.
+    pub fn query(&self, embedder: &dyn Embedder, text: &str) -> Result<Vec<f32>> {
+        let key = format!("\u{0}query\u{0}{text}");
+        if let Some(v) = self.get(embedder.id(), &key)? {
+            return Ok(v);
+        }
+        let v = embedder.embed_query(text)?;
+        self.put(embedder.id(), &[(&key, &v)])?;
+        Ok(v)
+    }
+}
+
+/// What an embedding run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EmbedReport {
+    pub embedded: u64,
+    pub total: u64,
+    pub seconds: f64,
+}
+
+/// Reciprocal rank fusion of rankings of chunk ids, each with its weight, best first.
+pub fn fuse(rankings: &[(&[(u64, f32)], f32)], rrf_k: f32) -> Vec<(u64, f32)> {
+    let mut score: HashMap<u64, f32> = HashMap::new();
+    for (ranking, weight) in rankings {
+        for (rank, (id, _)) in ranking.iter().enumerate() {
+            *score.entry(*id).or_default() += weight / (rrf_k + rank as f32 + 1.0);
+        }
+    }
+    let mut out: Vec<(u64, f32)> = score.into_iter().collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+fn passes_filters(hit: &SearchHit, q: &SearchQuery) -> bool {
+    q.filters
+        .iter()
+        .all(|(k, v)| hit.metadata.get(k).is_some_and(|x| x == v))
+        && q.after.is_none_or(|a| hit.modified.is_some_and(|m| m >= a))
+        && q.before.is_none_or(|b| hit.modified.is_some_and(|m| m < b))
+}
+
+impl Kb {
+    /// How far the vectors of `model` cover this knowledge base's chunks.
+    pub fn vector_status(&self, model: &str) -> Result<VectorStatus> {
+        self.store.vector_status(model)
+    }
+
+    /// Embeds every chunk that has no vector of `embedder` yet, in committed batches.
+    pub fn embed_pending(
+        &self,
+        embedder: &dyn Embedder,
+        cache: &EmbedCache,
+        progress: &dyn Progress,
+    ) -> Result<EmbedReport> {
+        let started = std::time::Instant::now();
+        let model = embedder.id();
+        let status = self.store.vector_status(model)?;
+        let mut report = EmbedReport {
+            total: status.chunks,
+            ..Default::default()
+        };
+        progress.start(status.missing(), 0);
+        loop {
+            let batch = self.store.chunks_without_vector(model, EMBED_BATCH)?;
+            if batch.is_empty() {
+                break;
+            }
+            let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
+            let vectors = cache.passages(embedder, &texts)?;
+            let bytes: u64 = texts.iter().map(|t| t.len() as u64).sum();
+            let items: Vec<(u64, Vec<f32>)> =
+                batch.iter().map(|(id, _)| *id).zip(vectors).collect();
+            self.store.put_vectors(model, &items)?;
+            report.embedded += items.len() as u64;
+            progress.advance(items.len() as u64, bytes);
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Ranked chunk ids for a query in the given mode. Dense and hybrid need an embedder
+    /// (hybrid without one, or without any vector, is BM25).
+    pub fn rank(
+        &self,
+        q: &SearchQuery,
+        mode: SearchMode,
+        embed: Option<(&dyn Embedder, &EmbedCache)>,
+        fusion: Fusion,
+    ) -> Result<Vec<(u64, f32)>> {
+        let filtered = !q.filters.is_empty() || q.after.is_some() || q.before.is_some();
+        let dense = |depth: usize| -> Result<Vec<(u64, f32)>> {
+            let Some((embedder, cache)) = embed else {
+                return Err(Error::InvalidInput(
+                    "dense search needs the embedding model: run `luodi models install`".into(),
+                ));
+            };
+            let v = cache.query(embedder, &q.text)?;
+            // filters are checked on the fetched chunks, so look deeper when there are any
+            let want = if filtered { depth * 10 } else { depth };
+            let mut ids = self.store.dense_search(embedder.id(), &v, want)?;
+            if filtered {
+                let hits = self.store.fetch(&ids)?;
+                let keep: std::collections::HashSet<u64> = hits
+                    .iter()
+                    .filter(|h| passes_filters(h, q))
+                    .map(|h| h.chunk_id)
+                    .collect();
+                ids.retain(|(id, _)| keep.contains(id));
+                ids.truncate(depth);
+            }
+            Ok(ids)
+        };
+        match mode {
+            SearchMode::Bm25 => self.store.search_ids(q),
+            SearchMode::Dense => dense(q.k),
+            SearchMode::Hybrid => {
+                let has_vectors = match embed {
+                    Some((e, _)) => self.store.vector_status(e.id())?.with_vector > 0,
+                    None => false,
+                };
+                if !has_vectors {
+                    return self.store.search_ids(q);
+                }
+                let depth = q.k.max(FUSION_DEPTH);
+                let bm25 = self.store.search_ids(&SearchQuery {
+                    k: depth,
+                    ..q.clone()
+                })?;
+                let d = dense(depth)?;
+                let mut fused = match fusion.rrf_k {
+                    Some(rrf_k) => fuse(&[(&bm25, 1.0), (&d, fusion.dense_weight)], rrf_k),
+                    None => {
+                        let Some((embedder, cache)) = embed else {
+                            return Ok(bm25);
+                        };
+                        let qv = cache.query(embedder, &q.text)?;
+                        let ideal = self.store.ideal_score(&q.text)?.max(1e-6);
+                        let mut by_id: HashMap<u64, f32> = HashMap::new();
+                        for (id, s) in &bm25 {
+                            by_id.insert(*id, s / ideal);
+                        }
+                        for (id, _) in &d {
+                            by_id.entry(*id).or_insert(0.0);
+                        }
+                        let ids: Vec<u64> = by_id.keys().copied().collect();
+                        let cos = self.store.dense_scores(embedder.id(), &qv, &ids)?;
+                        let mut out: Vec<(u64, f32)> = ids
+                            .iter()
+                            .zip(cos)
+                            .map(|(id, c)| {
+                                let dense = c.map_or(0.0, |c| (c - fusion.dense_floor).max(0.0));
+                                (*id, by_id[id] + fusion.dense_weight * dense)
+                            })
+                            .collect();
+                        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        out
+                    }
+                };
+                fused.truncate(q.k);
+                Ok(fused)
+            }
+        }
+    }
+
+    /// [`Kb::rank`], then the chunks with their documents.
+    pub fn search_mode(
+        &self,
+        q: &SearchQuery,
+        mode: SearchMode,
+        embed: Option<(&dyn Embedder, &EmbedCache)>,
+    ) -> Result<Vec<SearchHit>> {
+        let ids = self.rank(q, mode, embed, Fusion::default())?;
+        self.store.fetch(&ids)
+    }
+}
+
+/// The embedding model of `luodi models install` as an [`Embedder`].
+pub struct E5Embedder {
+    model: luodi_models::e5::E5Model,
+    id: String,
+}
+
+impl E5Embedder {
+    /// Loads the installed e5 model (a clear error naming `luodi models install` if missing).
+    pub fn load(threads: usize) -> Result<E5Embedder> {
+        use luodi_models::catalog::{E5_SMALL, E5_WEIGHTS};
+        let dir = luodi_models::models_dir();
+        let path = luodi_models::install::require(&dir, E5_SMALL, E5_WEIGHTS)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let model = luodi_models::e5::E5Model::load(&path, threads)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        Ok(E5Embedder {
+            model,
+            id: e5_model_id(),
+        })
+    }
+}
+
+/// The id vectors of the installed e5 model are stored under (name and weights' sha256),
+/// known without loading the model.
+pub fn e5_model_id() -> String {
+    use luodi_models::catalog::{find, E5_SMALL, E5_WEIGHTS};
+    let sha = find(E5_SMALL)
+        .and_then(|m| m.files.iter().find(|f| f.name == E5_WEIGHTS))
+        .map_or("unknown", |f| &f.sha256[..8]);
+    format!("{E5_SMALL}@{sha}")
+}
+
+impl Embedder for E5Embedder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self
+            .model
+            .embed(texts, luodi_models::e5::EmbedKind::Passage))
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self
+            .model
+            .embed(&[text], luodi_models::e5::EmbedKind::Query)
+            .pop()
+            .unwrap_or_default())
+    }
+}
