@@ -6,11 +6,13 @@
 //! pipeline (retrieval fusion, evidence selection, grounded generation) grows here too; the
 //! server and the CLI only translate their inputs into calls on this crate.
 
+pub mod answer;
 pub mod backup;
 pub mod home;
 pub mod ingest;
 pub mod retrieve;
 
+pub use answer::{Answer, AnswerFormat, AskOptions, Evidence};
 pub use home::{Home, Kb, KbConfig, KbInfo};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress};
 pub use luodi_core::{Error, Result};

@@ -58,6 +58,8 @@ pub enum Command {
     Embed(crate::models_cmd::EmbedArgs),
     /// Generate with the local LLM (streams the answer).
     Generate(crate::models_cmd::GenerateArgs),
+    /// Answer a question from a knowledge base with the local model, citing its sources.
+    Ask(crate::ask_cmd::AskArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,7 +268,7 @@ fn format_time(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn display_path(p: &str) -> String {
+pub(crate) fn display_path(p: &str) -> String {
     let path = std::path::Path::new(p.split('#').next().unwrap_or(p));
     match std::env::current_dir()
         .ok()
@@ -289,6 +291,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Models(m) => crate::models_cmd::models(m, quiet),
         Command::Embed(a) => crate::models_cmd::embed(a),
         Command::Generate(a) => crate::models_cmd::generate(a),
+        Command::Ask(a) => crate::ask_cmd::ask(&cli.home, a),
     }
 }
 
@@ -494,7 +497,7 @@ fn ingest(home: &std::path::Path, a: IngestArgs, quiet: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn embed_cache(h: &Home) -> Result<EmbedCache> {
+pub(crate) fn embed_cache(h: &Home) -> Result<EmbedCache> {
     Ok(EmbedCache::open(
         &h.root().join("cache").join("embeddings.sqlite"),
     )?)

@@ -4,6 +4,7 @@
 //! the library crates; errors become one line on stderr and an exit code (2 for input a person
 //! can fix, 1 for everything else; a closed pipe is not an error).
 
+mod ask_cmd;
 mod bench;
 mod cli;
 mod models_cmd;

@@ -611,3 +611,56 @@ fn dense_search_without_vectors_is_a_clear_error() {
     let o = e.run(&["search", "hb", "年假", "--mode", "fuzzy"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn ask_answers_with_citations_in_the_question_script_and_refuses_without_evidence() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    e.ingest("hb", &[]);
+    let a = e.json(&[
+        "ask",
+        "hb",
+        "没休完的年假能顺延到什么时候？",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    assert!(a["text"].as_str().unwrap().contains("3月31日"), "{a}");
+    assert_eq!(a["refused"], false, "{a}");
+    assert_eq!(a["unsupported"], false, "{a}");
+    let cited = a["citations"].as_array().unwrap();
+    assert!(!cited.is_empty(), "{a}");
+    assert!(
+        cited[0]["doc_key"]
+            .as_str()
+            .unwrap()
+            .ends_with("员工手册-请假制度.md"),
+        "{a}"
+    );
+    assert!(a["ttft_ms"].as_f64().unwrap() > 0.0);
+    // 繁體 question → 繁體 answer
+    let t = e.json(&[
+        "ask",
+        "hb",
+        "差旅住宿標準是多少",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    let text = t["text"].as_str().unwrap();
+    assert!(!text.contains("标准") && !text.contains("住宿费"), "{t}");
+    // empty knowledge base: a refusal, decided without the model
+    e.ok(&["kb", "create", "empty"]);
+    let r = e.json(&["ask", "empty", "年假有几天", "--json"]);
+    assert_eq!(r["refused"], true, "{r}");
+    assert_eq!(r["prompt_tokens"], 0, "{r}");
+    // bad questions are clear errors
+    for q in ["", "   "] {
+        let o = e.run(&["ask", "hb", q]);
+        assert_eq!(o.status.code(), Some(2), "{q:?}");
+    }
+    let long = "年".repeat(10_000);
+    let o = e.run(&["ask", "hb", &long]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("10000 characters"));
+}
