@@ -53,8 +53,8 @@ pub struct AskOptions {
     pub max_passages: usize,
     /// Characters of evidence in the prompt, all passages together.
     pub evidence_chars: usize,
-    /// Below this retrieval score (hybrid: BM25 share of the query + weighted cosine; BM25:
-    /// share of the query) the question is not sent to the model: not in the knowledge base.
+    /// Below this retrieval confidence ([`Kb::retrieval_confidence`]) the question is not
+    /// sent to the model: not in the knowledge base.
     pub refuse_below: f32,
     pub max_tokens: usize,
     pub format: AnswerFormat,
@@ -432,11 +432,10 @@ impl Kb {
             embed,
             Fusion::default(),
         )?;
-        // the same scale whatever the mode: BM25 as the share of the query it matches
-        let top_score = match (opts.mode, ids.first()) {
-            (_, None) => 0.0,
-            (SearchMode::Bm25, Some((_, s))) => s / self.store.ideal_score(question)?.max(1e-6),
-            (_, Some((_, s))) => *s,
+        let top_score = if ids.is_empty() {
+            0.0
+        } else {
+            self.retrieval_confidence(question, embed)?
         };
         let hits = self.store.fetch(&ids)?;
         let mut answer = Answer {

@@ -27,24 +27,30 @@ pub const FUSION_DEPTH: usize = 50;
 
 /// How hybrid search combines its rankings.
 ///
-/// `rrf_k` set: reciprocal rank fusion, dense ranking weighted by `dense_weight`. Otherwise
-/// (the default) a weighted sum of scores on comparable scales: the BM25 score divided by the
-/// query's ideal score (the share of the query a chunk matches, so that a top BM25 hit that
-/// matches only a stray character scores low) plus `dense_weight` × the cosine similarity
-/// above `dense_floor` (below it a chunk is unrelated to the question for this model).
+/// The default is reciprocal rank fusion (k = 60, both rankings weighted 1), with BM25 hits
+/// that match less than a fifth of the query (`bm25_min_share`) left out of the vote. Chosen
+/// on the tuning halves: on DuReader, where dense retrieval is far ahead of BM25, it gains
+/// +0.20 MRR@10 over BM25, on XQuAD, where BM25 is near perfect, it still gains; a weighted
+/// sum of scores (`rrf_k: None`: BM25 ÷ the query's ideal score + `dense_weight` × (cosine −
+/// `dense_floor`)) did better on XQuAD but far worse on DuReader.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fusion {
     pub rrf_k: Option<f32>,
     pub dense_weight: f32,
     pub dense_floor: f32,
+    /// Reciprocal rank fusion: BM25 hits matching less than this share of the query (its
+    /// ideal score) do not vote; on a small knowledge base BM25 ranks every chunk that shares
+    /// a stray character with the question.
+    pub bm25_min_share: f32,
 }
 
 impl Default for Fusion {
     fn default() -> Self {
         Fusion {
-            rrf_k: None,
-            dense_weight: 4.0,
+            rrf_k: Some(60.0),
+            dense_weight: 1.0,
             dense_floor: 0.75,
+            bm25_min_share: 0.2,
         }
     }
 }
@@ -292,7 +298,14 @@ impl Kb {
                 })?;
                 let d = dense(depth)?;
                 let mut fused = match fusion.rrf_k {
-                    Some(rrf_k) => fuse(&[(&bm25, 1.0), (&d, fusion.dense_weight)], rrf_k),
+                    Some(rrf_k) => {
+                        let mut bm25 = bm25;
+                        if fusion.bm25_min_share > 0.0 {
+                            let floor = fusion.bm25_min_share * self.store.ideal_score(&q.text)?;
+                            bm25.retain(|(_, s)| *s >= floor);
+                        }
+                        fuse(&[(&bm25, 1.0), (&d, fusion.dense_weight)], rrf_k)
+                    }
                     None => {
                         let Some((embedder, cache)) = embed else {
                             return Ok(bm25);
@@ -324,6 +337,35 @@ impl Kb {
                 Ok(fused)
             }
         }
+    }
+
+    /// How strongly the knowledge base holds something about `question`, on one scale
+    /// whatever the mode: the larger of the best chunk's share of the query's ideal BM25
+    /// score and 4 × (best cosine − 0.75) (e5's cosines of unrelated texts sit near 0.75–0.8).
+    /// What refusal before generation is decided on.
+    pub fn retrieval_confidence(
+        &self,
+        question: &str,
+        embed: Option<(&dyn Embedder, &EmbedCache)>,
+    ) -> Result<f32> {
+        let q = SearchQuery {
+            text: question.to_owned(),
+            k: 1,
+            ..Default::default()
+        };
+        let bm25 = self.store.search_ids(&q)?.first().map_or(0.0, |(_, s)| *s)
+            / self.store.ideal_score(question)?.max(1e-6);
+        let dense = match embed {
+            Some((e, cache)) if self.store.vector_status(e.id())?.with_vector > 0 => {
+                let v = cache.query(e, question)?;
+                self.store
+                    .dense_search(e.id(), &v, 1)?
+                    .first()
+                    .map_or(0.0, |(_, c)| 4.0 * (c - 0.75))
+            }
+            _ => 0.0,
+        };
+        Ok(bm25.max(dense))
     }
 
     /// [`Kb::rank`], then the chunks with their documents.

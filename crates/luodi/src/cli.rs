@@ -195,6 +195,9 @@ pub struct RetrievalArgs {
     /// Hybrid: the cosine similarity below which the dense score is 0.
     #[arg(long, hide = true)]
     pub dense_floor: Option<f32>,
+    /// Hybrid: BM25 hits below this share of the query's ideal score do not vote.
+    #[arg(long, hide = true)]
+    pub bm25_min_share: Option<f32>,
     /// Analyzer terms: any of w, u, b, t (see `kb create`).
     #[arg(long, default_value = "wubt")]
     pub analyzer: String,
@@ -622,9 +625,15 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
         fusion: {
             let d = luodi_engine::Fusion::default();
             luodi_engine::Fusion {
-                rrf_k: a.rrf_k,
+                // --rrf-k 0: the weighted sum of scores instead
+                rrf_k: match a.rrf_k {
+                    Some(k) if k <= 0.0 => None,
+                    Some(k) => Some(k),
+                    None => d.rrf_k,
+                },
                 dense_weight: a.dense_weight.unwrap_or(d.dense_weight),
                 dense_floor: a.dense_floor.unwrap_or(d.dense_floor),
+                bm25_min_share: a.bm25_min_share.unwrap_or(d.bm25_min_share),
             }
         },
         embed_cache: home.join("cache").join("embeddings.sqlite"),
