@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quickstart on a fresh machine: install the build tools and the local models, build luodi,
 # create a knowledge base from the bundled sample handbook (简体 and 繁體; md, html, docx, pdf,
-# xlsx, GBK txt), search it, and answer with the local model.
+# xlsx, GBK txt), search it, and answer from it with the local model, citing the source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_pkgs=()
@@ -19,11 +19,8 @@ $LUODI models install
 export LUODI_HOME="${LUODI_HOME:-.luodi}"
 $LUODI kb create handbook 2>/dev/null || true
 $LUODI ingest handbook samples/handbook
+# hybrid search (BM25 + the e5 vectors made at ingest), in 简体 and 繁體
 $LUODI search handbook "出差住宿报销标准是多少" -k 3
 $LUODI search handbook "VPN 密碼忘記了怎麼辦" -k 3
-# the local models directly: embeddings (cosine similarity of each passage to the query) and
-# the LLM answering from the best passage
-$LUODI embed "年假可以顺延到什么时候" "当年未休的年假可顺延至次年3月31日，逾期作废。" "Home internet costs are reimbursed up to 100 yuan per month."
-$LUODI generate --max-tokens 80 --system "只根据资料回答，一句话。" \
-  "资料：$($LUODI search handbook "年假可以顺延到什么时候" -k 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["chunk"]["text"])')
-问题：当年没休完的年假可以顺延到什么时候？"
+# a grounded answer from the local LLM, citing the passage it comes from
+$LUODI ask handbook "当年没休完的年假可以顺延到什么时候？"

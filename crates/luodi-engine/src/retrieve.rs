@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use luodi_core::{Embedder, Error, Result, SearchHit, SearchMode, SearchQuery};
-use luodi_index::VectorStatus;
+use luodi_index::{vector_from_bytes, vector_to_bytes, VectorStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::home::Kb;
@@ -68,16 +68,6 @@ fn text_key(text: &str) -> Vec<u8> {
     blake3::hash(text.as_bytes()).as_bytes().to_vec()
 }
 
-fn to_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn from_bytes(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 impl EmbedCache {
     pub fn open(path: &Path) -> Result<EmbedCache> {
         if let Some(dir) = path.parent() {
@@ -118,7 +108,7 @@ impl EmbedCache {
             .query_row(params![model, text_key(text)], |r| r.get(0))
             .optional()
             .map_err(sql("embedding cache"))?;
-        Ok(v.map(|b| from_bytes(&b)))
+        Ok(v.map(|b| vector_from_bytes(&b)))
     }
 
     pub fn put(&self, model: &str, items: &[(&str, &[f32])]) -> Result<()> {
@@ -131,7 +121,7 @@ impl EmbedCache {
                 )
                 .map_err(sql("embedding cache"))?;
             for (text, v) in items {
-                st.execute(params![model, text_key(text), to_bytes(v)])
+                st.execute(params![model, text_key(text), vector_to_bytes(v)])
                     .map_err(sql("embedding cache"))?;
             }
         }

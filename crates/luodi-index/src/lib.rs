@@ -14,5 +14,6 @@ mod store;
 
 pub use analyzer::{Analyzer, AnalyzerConfig};
 pub use store::{
-    passage_text, Bm25Params, EmbeddedStore, Failure, StoreOptions, VectorStatus, SCHEMA_VERSION,
+    passage_text, vector_from_bytes, vector_to_bytes, Bm25Params, EmbeddedStore, Failure,
+    StoreOptions, VectorStatus, SCHEMA_VERSION,
 };

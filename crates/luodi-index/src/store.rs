@@ -27,7 +27,7 @@ use crate::analyzer::{Analyzer, AnalyzerConfig, TantivyAnalyzer};
 use crate::schema::{migrate, MIGRATIONS};
 
 mod vectors;
-pub use vectors::{passage_text, VectorStatus};
+pub use vectors::{passage_text, vector_from_bytes, vector_to_bytes, VectorStatus};
 
 /// Candidates gathered by the first search stage (see [`EmbeddedStore::search_ids`]).
 pub const RERANK_DEPTH: usize = 100;

@@ -172,3 +172,55 @@ fn latin_word_forms_meet_through_trigrams() {
         "a.md"
     );
 }
+
+#[test]
+fn vectors_are_searched_exactly_and_leave_with_their_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    s.apply(vec![
+        update("a.md", &["年假", "病假"], "人事部"),
+        update("b.md", &["住宿"], "财务部"),
+    ])
+    .unwrap();
+    let pending = s.chunks_without_vector("m", 10).unwrap();
+    assert_eq!(pending.len(), 3);
+    // the title goes before the chunk text
+    assert!(pending[0].1.starts_with("a.md\n"), "{pending:?}");
+    let unit = |i: usize| {
+        let mut v = vec![0.0f32; 8];
+        v[i] = 1.0;
+        v
+    };
+    let vs: Vec<(u64, Vec<f32>)> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, unit(i)))
+        .collect();
+    s.put_vectors("m", &vs).unwrap();
+    assert_eq!(s.vector_status("m").unwrap().missing(), 0);
+    assert_eq!(s.vector_status("other").unwrap().with_vector, 0);
+    let mut q = unit(2);
+    q[0] = 0.5;
+    let hits = s.dense_search("m", &q, 2).unwrap();
+    assert_eq!(
+        hits.iter().map(|h| h.0).collect::<Vec<_>>(),
+        vec![vs[2].0, vs[0].0]
+    );
+    assert!(
+        s.dense_search("m", &[1.0, 0.0], 2).is_err(),
+        "wrong dimension"
+    );
+    // removing a source removes its chunks' vectors, and search forgets them
+    s.apply(vec![Change::Remove("b.md".into())]).unwrap();
+    assert_eq!(s.vector_status("m").unwrap().with_vector, 2);
+    assert!(s
+        .dense_search("m", &q, 3)
+        .unwrap()
+        .iter()
+        .all(|h| h.0 != vs[2].0));
+    let v = vec![0.25f32, -1.5, 3.0];
+    assert_eq!(
+        luodi_index::vector_from_bytes(&luodi_index::vector_to_bytes(&v)),
+        v
+    );
+}

@@ -33,11 +33,13 @@ impl VectorStatus {
     }
 }
 
-fn to_bytes(v: &[f32]) -> Vec<u8> {
+/// A vector as stored: little-endian f32s.
+pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn from_bytes(b: &[u8]) -> Vec<f32> {
+/// The inverse of [`vector_to_bytes`] (a trailing partial float is ignored).
+pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
@@ -127,7 +129,7 @@ impl EmbeddedStore {
                 )
                 .map_err(sql_err("prepare"))?;
             for (id, v) in vectors {
-                st.execute(params![*id as i64, model, to_bytes(v)])
+                st.execute(params![*id as i64, model, vector_to_bytes(v)])
                     .map_err(sql_err("store vector"))?;
             }
         }
@@ -158,7 +160,7 @@ impl EmbeddedStore {
         while let Some(r) = rows.next().map_err(sql_err("load vectors"))? {
             let id: i64 = r.get(0).map_err(sql_err("load vectors"))?;
             let blob: Vec<u8> = r.get(1).map_err(sql_err("load vectors"))?;
-            let v = from_bytes(&blob);
+            let v = vector_from_bytes(&blob);
             if m.dim == 0 {
                 m.dim = v.len();
             }
