@@ -8,9 +8,11 @@
 //! character budget, with the title so the model knows what they are about.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use luodi_core::{Embedder, Error, Location, Result, SearchHit, SearchMode, SearchQuery};
+use luodi_index::{Analyzer, AnalyzerConfig};
 use luodi_models::llm::{ChatMessage, GenParams, Generator};
 use luodi_text::{detect_script, fold_for_search, split_sentences, Script, Variant};
 use serde::Serialize;
@@ -142,32 +144,22 @@ fn system_prompt(script: Script, format: AnswerFormat) -> String {
     s
 }
 
-/// Character uni- and bigrams of the folded text (Latin words whole): the overlap measure of
-/// evidence selection.
+/// Character uni- and bigrams of the folded text (Latin words whole), as the BM25 analyzer
+/// cuts them without jieba: the overlap measure of evidence selection.
 fn grams(text: &str) -> HashSet<String> {
-    let folded = fold_for_search(text);
-    let mut out = HashSet::new();
-    let chars: Vec<char> = folded.chars().collect();
-    let mut word = String::new();
-    for (i, c) in chars.iter().enumerate() {
-        if c.is_ascii_alphanumeric() {
-            word.push(*c);
-            continue;
-        }
-        if !word.is_empty() {
-            out.insert(std::mem::take(&mut word));
-        }
-        if luodi_text::is_han(*c) {
-            out.insert(c.to_string());
-            if let Some(n) = chars.get(i + 1).filter(|n| luodi_text::is_han(**n)) {
-                out.insert(format!("{c}{n}"));
-            }
-        }
-    }
-    if !word.is_empty() {
-        out.insert(word);
-    }
-    out
+    static NGRAMS: OnceLock<Analyzer> = OnceLock::new();
+    NGRAMS
+        .get_or_init(|| {
+            Analyzer::new(AnalyzerConfig {
+                words: false,
+                unigrams: true,
+                bigrams: true,
+                latin_trigrams: false,
+            })
+        })
+        .terms(text)
+        .into_iter()
+        .collect()
 }
 
 /// Function words that say nothing about what a sentence is about.

@@ -251,16 +251,11 @@ impl Kb {
         fusion: Fusion,
     ) -> Result<Vec<(u64, f32)>> {
         let filtered = !q.filters.is_empty() || q.after.is_some() || q.before.is_some();
-        let dense = |depth: usize| -> Result<Vec<(u64, f32)>> {
-            let Some((embedder, cache)) = embed else {
-                return Err(Error::InvalidInput(
-                    "dense search needs the embedding model: run `luodi models install`".into(),
-                ));
-            };
-            let v = cache.query(embedder, &q.text)?;
+        // the `depth` chunks nearest to the query vector `v` that pass the filters
+        let dense = |model: &str, v: &[f32], depth: usize| -> Result<Vec<(u64, f32)>> {
             // filters are checked on the fetched chunks, so look deeper when there are any
             let want = if filtered { depth * 10 } else { depth };
-            let mut ids = self.store.dense_search(embedder.id(), &v, want)?;
+            let mut ids = self.store.dense_search(model, v, want)?;
             if filtered {
                 let hits = self.store.fetch(&ids)?;
                 let keep: std::collections::HashSet<u64> = hits
@@ -275,51 +270,70 @@ impl Kb {
         };
         match mode {
             SearchMode::Bm25 => self.store.search_ids(q),
-            SearchMode::Dense => dense(q.k),
-            SearchMode::Hybrid => {
-                let has_vectors = match embed {
-                    Some((e, _)) => self.store.vector_status(e.id())?.with_vector > 0,
-                    None => false,
+            SearchMode::Dense => {
+                let Some((embedder, cache)) = embed else {
+                    return Err(Error::InvalidInput(
+                        "dense search needs the embedding model: run `luodi models install`".into(),
+                    ));
                 };
-                if !has_vectors {
-                    return self.store.search_ids(q);
+                if !self.store.has_vectors(embedder.id())? {
+                    let name = self.name();
+                    return Err(Error::InvalidInput(format!(
+                        "{name} has no vectors yet: run `luodi kb embed {name}`"
+                    )));
                 }
+                let v = cache.query(embedder, &q.text)?;
+                dense(embedder.id(), &v, q.k)
+            }
+            SearchMode::Hybrid => {
+                let (embedder, cache) = match embed {
+                    Some((e, c)) if self.store.has_vectors(e.id())? => (e, c),
+                    // no model or no vector yet: BM25 alone
+                    _ => return self.store.search_ids(q),
+                };
+                let model = embedder.id();
+                let v = cache.query(embedder, &q.text)?;
                 let depth = q.k.max(FUSION_DEPTH);
-                let bm25 = self.store.search_ids(&SearchQuery {
+                let mut bm25 = self.store.search_ids(&SearchQuery {
                     k: depth,
                     ..q.clone()
                 })?;
-                let d = dense(depth)?;
+                let d = dense(model, &v, depth)?;
+                let ideal = self.store.ideal_score(&q.text)?.max(1e-6);
                 let mut fused = match fusion.rrf_k {
                     Some(rrf_k) => {
-                        let mut bm25 = bm25;
                         if fusion.bm25_min_share > 0.0 {
-                            let floor = fusion.bm25_min_share * self.store.ideal_score(&q.text)?;
+                            let floor = fusion.bm25_min_share * ideal;
                             bm25.retain(|(_, s)| *s >= floor);
                         }
                         fuse(&[(&bm25, 1.0), (&d, fusion.dense_weight)], rrf_k)
                     }
                     None => {
-                        let Some((embedder, cache)) = embed else {
-                            return Ok(bm25);
-                        };
-                        let qv = cache.query(embedder, &q.text)?;
-                        let ideal = self.store.ideal_score(&q.text)?.max(1e-6);
-                        let mut by_id: HashMap<u64, f32> = HashMap::new();
+                        // (BM25 share of the query, cosine) of every candidate; the dense
+                        // ranking brings its cosines, the BM25-only candidates get theirs
+                        let mut parts: HashMap<u64, (f32, Option<f32>)> = HashMap::new();
                         for (id, s) in &bm25 {
-                            by_id.insert(*id, s / ideal);
+                            parts.entry(*id).or_insert((0.0, None)).0 = s / ideal;
                         }
-                        for (id, _) in &d {
-                            by_id.entry(*id).or_insert(0.0);
+                        for (id, c) in &d {
+                            parts.entry(*id).or_insert((0.0, None)).1 = Some(*c);
                         }
-                        let ids: Vec<u64> = by_id.keys().copied().collect();
-                        let cos = self.store.dense_scores(embedder.id(), &qv, &ids)?;
-                        let mut out: Vec<(u64, f32)> = ids
+                        let missing: Vec<u64> = parts
                             .iter()
-                            .zip(cos)
-                            .map(|(id, c)| {
+                            .filter(|(_, p)| p.1.is_none())
+                            .map(|(id, _)| *id)
+                            .collect();
+                        let cos = self.store.dense_scores(model, &v, &missing)?;
+                        for (id, c) in missing.iter().zip(cos) {
+                            if let Some(p) = parts.get_mut(id) {
+                                p.1 = c;
+                            }
+                        }
+                        let mut out: Vec<(u64, f32)> = parts
+                            .into_iter()
+                            .map(|(id, (share, c))| {
                                 let dense = c.map_or(0.0, |c| (c - fusion.dense_floor).max(0.0));
-                                (*id, by_id[id] + fusion.dense_weight * dense)
+                                (id, share + fusion.dense_weight * dense)
                             })
                             .collect();
                         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -349,7 +363,7 @@ impl Kb {
         let bm25 = self.store.search_ids(&q)?.first().map_or(0.0, |(_, s)| *s)
             / self.store.ideal_score(question)?.max(1e-6);
         let dense = match embed {
-            Some((e, cache)) if self.store.vector_status(e.id())?.with_vector > 0 => {
+            Some((e, cache)) if self.store.has_vectors(e.id())? => {
                 let v = cache.query(e, question)?;
                 self.store
                     .dense_search(e.id(), &v, 1)?

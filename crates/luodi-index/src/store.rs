@@ -70,6 +70,11 @@ impl Default for Bm25Params {
     }
 }
 
+/// BM25's inverse document frequency (Lucene's and tantivy's form).
+fn idf(n_docs: f32, doc_freq: f32) -> f32 {
+    (1.0 + (n_docs - doc_freq + 0.5) / (doc_freq + 0.5)).ln()
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
@@ -645,9 +650,7 @@ impl EmbeddedStore {
                 if df == 0 {
                     continue;
                 }
-                let df = df as f32;
-                let idf = (1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln();
-                let weight = boost * idf * (k1 + 1.0);
+                let weight = boost * idf(n_docs, df as f32) * (k1 + 1.0);
                 for (&seg, idx) in &by_segment {
                     let reader = searcher.segment_reader(seg);
                     let inverted = reader.inverted_index(field).map_err(tv_err("postings"))?;
@@ -763,8 +766,7 @@ impl EmbeddedStore {
                 .doc_freq(&Term::from_field_text(self.fields.text, t))
                 .map_err(tv_err("doc freq"))? as f32;
             // a term absent from the corpus counts as the rarest possible
-            let df = df.max(1.0);
-            total += (1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln();
+            total += idf(n_docs, df.max(1.0));
         }
         Ok(total * (k1 + 1.0) / (1.0 + k1))
     }

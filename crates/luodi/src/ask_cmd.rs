@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use luodi_core::SearchMode;
-use luodi_engine::{AnswerFormat, AskOptions, E5Embedder, Home};
+use luodi_engine::{AnswerFormat, AskOptions, Home};
 
 #[derive(Args, Debug)]
 pub struct AskArgs {
@@ -50,17 +50,7 @@ pub fn ask(home: &std::path::Path, a: AskArgs) -> Result<ExitCode> {
         max_tokens: a.max_tokens.unwrap_or(d.max_tokens),
         ..d
     };
-    let embedder = match a.mode {
-        SearchMode::Bm25 => None,
-        _ => match E5Embedder::load(threads) {
-            Ok(e) => Some(e),
-            Err(e) if a.mode == SearchMode::Hybrid => {
-                eprintln!("note: BM25 retrieval only ({e})");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-    };
+    let embedder = crate::cli::load_embedder(a.mode, threads)?;
     let cache = crate::cli::embed_cache(&h)?;
     let generator =
         luodi_models::llm::open_generator(&a.model, a.remote_model.as_deref(), threads, 4096)?;
@@ -120,19 +110,12 @@ pub fn ask(home: &std::path::Path, a: AskArgs) -> Result<ExitCode> {
         )?;
     }
     for e in shown {
-        let mut place = e.title.clone();
-        for hp in &e.heading_path {
-            if *hp != e.title {
-                place.push_str(" › ");
-                place.push_str(hp);
-            }
-        }
         let loc = e.location.to_string();
         writeln!(
             out,
             "[{}] {} — {}{}",
             e.n,
-            place,
+            crate::cli::place(&e.title, &e.heading_path),
             crate::cli::display_path(&e.doc_key),
             if loc.is_empty() {
                 String::new()

@@ -530,6 +530,34 @@ fn embed_if_installed(
     }
 }
 
+/// The embedding model a search or an answer in `mode` needs: none for BM25; for hybrid,
+/// none (with a note) when it is not installed; for dense, an error then.
+pub(crate) fn load_embedder(mode: SearchMode, threads: usize) -> Result<Option<E5Embedder>> {
+    match mode {
+        SearchMode::Bm25 => Ok(None),
+        _ => match E5Embedder::load(threads) {
+            Ok(e) => Ok(Some(e)),
+            Err(e) if mode == SearchMode::Hybrid => {
+                eprintln!("note: BM25 only ({e})");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// Where a chunk sits, as shown to people: title › heading › heading.
+pub(crate) fn place(title: &str, heading_path: &[String]) -> String {
+    let mut place = title.to_owned();
+    for hp in heading_path {
+        if hp != title {
+            place.push_str(" › ");
+            place.push_str(hp);
+        }
+    }
+    place
+}
+
 fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
     let h = open_home(home)?;
     let kb = h.open_kb(&a.name)?;
@@ -540,25 +568,9 @@ fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
         after: a.after,
         before: a.before,
     };
-    let hits = match a.mode {
-        SearchMode::Bm25 => kb.search(&q)?,
-        mode => match E5Embedder::load(luodi_models::llm::llama::default_threads()) {
-            Ok(e) => {
-                let cache = embed_cache(&h)?;
-                if mode == SearchMode::Dense && kb.vector_status(e.id())?.with_vector == 0 {
-                    bail!(luodi_core::Error::InvalidInput(format!(
-                        "{} has no vectors yet: run `luodi kb embed {}`",
-                        a.name, a.name
-                    )));
-                }
-                kb.search_mode(&q, mode, Some((&e, &cache)))?
-            }
-            Err(e) if mode == SearchMode::Hybrid => {
-                eprintln!("note: BM25 only ({e})");
-                kb.search(&q)?
-            }
-            Err(e) => return Err(e.into()),
-        },
+    let hits = match load_embedder(a.mode, luodi_models::llm::llama::default_threads())? {
+        Some(e) => kb.search_mode(&q, a.mode, Some((&e, &embed_cache(&h)?)))?,
+        None => kb.search(&q)?,
     };
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -569,20 +581,13 @@ fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
         writeln!(out, "no results for {:?} in {}", a.query, a.name)?;
     }
     for (i, hit) in hits.iter().enumerate() {
-        let mut place = hit.title.clone();
-        for hp in &hit.chunk.heading_path {
-            if *hp != hit.title {
-                place.push_str(" › ");
-                place.push_str(hp);
-            }
-        }
         let loc = hit.chunk.location.to_string();
         writeln!(
             out,
             "{}. [{:.2}] {} — {}{}",
             i + 1,
             hit.score,
-            place,
+            place(&hit.title, &hit.chunk.heading_path),
             display_path(&hit.doc_key),
             if loc.is_empty() {
                 String::new()

@@ -45,6 +45,10 @@ pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+fn poisoned<T>(_: T) -> Error {
+    Error::internal("vectors", "lock poisoned")
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     // eight independent sums let the compiler keep them in one AVX register
     let mut acc = [0f32; 8];
@@ -180,6 +184,31 @@ impl EmbeddedStore {
         Ok(m)
     }
 
+    /// Runs `f` on the in-memory matrix of `model`, loading it first if another model's (or
+    /// none) is there. `None` when a write dropped it in between.
+    fn with_dense<T>(&self, model: &str, f: impl FnOnce(&DenseMatrix) -> T) -> Result<Option<T>> {
+        let loaded = self
+            .dense
+            .read()
+            .map_err(poisoned)?
+            .as_ref()
+            .is_some_and(|m| m.model == model);
+        if !loaded {
+            let m = self.load_dense(model)?;
+            *self.dense.write().map_err(poisoned)? = Some(m);
+        }
+        let guard = self.dense.read().map_err(poisoned)?;
+        Ok(guard.as_ref().filter(|m| m.model == model).map(f))
+    }
+
+    /// True when some chunk has a vector of `model` (answered from the matrix dense search
+    /// uses, so asking costs nothing once it is loaded).
+    pub fn has_vectors(&self, model: &str) -> Result<bool> {
+        Ok(self
+            .with_dense(model, |m| !m.ids.is_empty())?
+            .unwrap_or(false))
+    }
+
     /// Cosine similarity of `query` to each of `ids` (None for a chunk without a vector).
     pub fn dense_scores(
         &self,
@@ -187,80 +216,58 @@ impl EmbeddedStore {
         query: &[f32],
         ids: &[u64],
     ) -> Result<Vec<Option<f32>>> {
-        self.ensure_dense(model)?;
-        let guard = self
-            .dense
-            .read()
-            .map_err(|_| Error::internal("vectors", "lock poisoned"))?;
-        let Some(m) = guard.as_ref().filter(|m| query.len() == m.dim) else {
-            return Ok(vec![None; ids.len()]);
-        };
-        // rows are in chunk-id order
-        Ok(ids
-            .iter()
-            .map(|id| {
-                m.ids
-                    .binary_search(id)
-                    .ok()
-                    .map(|row| dot(&m.data[row * m.dim..(row + 1) * m.dim], query))
-            })
-            .collect())
-    }
-
-    fn ensure_dense(&self, model: &str) -> Result<()> {
-        let loaded = self
-            .dense
-            .read()
-            .map_err(|_| Error::internal("vectors", "lock poisoned"))?
-            .as_ref()
-            .is_some_and(|m| m.model == model);
-        if !loaded {
-            let m = self.load_dense(model)?;
-            *self
-                .dense
-                .write()
-                .map_err(|_| Error::internal("vectors", "lock poisoned"))? = Some(m);
-        }
-        Ok(())
+        let scores = self.with_dense(model, |m| {
+            if query.len() != m.dim {
+                return vec![None; ids.len()];
+            }
+            // rows are in chunk-id order
+            ids.iter()
+                .map(|id| {
+                    m.ids
+                        .binary_search(id)
+                        .ok()
+                        .map(|row| dot(&m.data[row * m.dim..(row + 1) * m.dim], query))
+                })
+                .collect()
+        })?;
+        Ok(scores.unwrap_or_else(|| vec![None; ids.len()]))
     }
 
     /// The `k` chunks nearest to `query` among those with a vector of `model`, best first,
     /// with their cosine similarity.
     pub fn dense_search(&self, model: &str, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
-        self.ensure_dense(model)?;
-        let guard = self
-            .dense
-            .read()
-            .map_err(|_| Error::internal("vectors", "lock poisoned"))?;
-        let Some(m) = guard.as_ref() else {
-            return Ok(Vec::new());
-        };
-        if m.ids.is_empty() || k == 0 {
-            return Ok(Vec::new());
-        }
-        if query.len() != m.dim {
-            return Err(Error::InvalidInput(format!(
-                "query vector has {} dimensions, the stored vectors {}",
-                query.len(),
-                m.dim
-            )));
-        }
-        // a bounded min-heap of the best k
-        let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(OrdF32, u64)>> =
-            std::collections::BinaryHeap::with_capacity(k + 1);
-        for (row, id) in m.data.chunks_exact(m.dim).zip(&m.ids) {
-            let s = dot(row, query);
-            if heap.len() < k {
-                heap.push(std::cmp::Reverse((OrdF32(s), *id)));
-            } else if heap.peek().is_some_and(|w| s > w.0 .0 .0) {
-                heap.pop();
-                heap.push(std::cmp::Reverse((OrdF32(s), *id)));
-            }
-        }
-        let mut out: Vec<(u64, f32)> = heap.into_iter().map(|r| (r.0 .1, r.0 .0 .0)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        Ok(out)
+        self.with_dense(model, |m| nearest(m, query, k))?
+            .unwrap_or_else(|| Ok(Vec::new()))
     }
+}
+
+/// The `k` rows of `m` nearest to `query`, best first.
+fn nearest(m: &DenseMatrix, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
+    if m.ids.is_empty() || k == 0 {
+        return Ok(Vec::new());
+    }
+    if query.len() != m.dim {
+        return Err(Error::InvalidInput(format!(
+            "query vector has {} dimensions, the stored vectors {}",
+            query.len(),
+            m.dim
+        )));
+    }
+    // a bounded min-heap of the best k
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(OrdF32, u64)>> =
+        std::collections::BinaryHeap::with_capacity(k + 1);
+    for (row, id) in m.data.chunks_exact(m.dim).zip(&m.ids) {
+        let s = dot(row, query);
+        if heap.len() < k {
+            heap.push(std::cmp::Reverse((OrdF32(s), *id)));
+        } else if heap.peek().is_some_and(|w| s > w.0 .0 .0) {
+            heap.pop();
+            heap.push(std::cmp::Reverse((OrdF32(s), *id)));
+        }
+    }
+    let mut out: Vec<(u64, f32)> = heap.into_iter().map(|r| (r.0 .1, r.0 .0 .0)).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(out)
 }
 
 #[derive(Clone, Copy, PartialEq)]
