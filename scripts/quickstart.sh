@@ -24,3 +24,6 @@ $LUODI search handbook "出差住宿报销标准是多少" -k 3
 $LUODI search handbook "VPN 密碼忘記了怎麼辦" -k 3
 # a grounded answer from the local LLM, citing the passage it comes from
 $LUODI ask handbook "当年没休完的年假可以顺延到什么时候？"
+# a conversation: the follow-up "那超过3天呢？" is read with the question before it, and the
+# conversation is kept locally (`luodi conversations list`, `luodi chat handbook` to continue)
+printf '病假要在什么时候告知主管？\n那超过3天呢？\n' | $LUODI chat handbook

@@ -113,6 +113,9 @@ pub struct SearchQuery {
     pub after: Option<i64>,
     /// Only documents modified before this time (Unix seconds).
     pub before: Option<i64>,
+    /// Documents (by key) never returned: "everything but these" (what the unanswerable
+    /// evaluation asks, and a way to ask again without a document a user rejected).
+    pub exclude_docs: Vec<String>,
 }
 
 /// A ranked chunk with what a citation needs.

@@ -10,13 +10,16 @@ use luodi_ingest::ChunkConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-const REGISTRY_MIGRATIONS: &[&str] = &["
+const REGISTRY_MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE kbs(
         name TEXT PRIMARY KEY,
         created_at INTEGER NOT NULL,
         config TEXT NOT NULL
     );
-"];
+",
+    crate::conversation::MIGRATION,
+];
 
 /// Settings fixed when a knowledge base is created.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -95,6 +98,10 @@ impl Home {
         })?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql("registry"))?;
+        // WAL with NORMAL: a killed process loses nothing committed; only a power cut can
+        // lose the last transactions, never corrupt the file
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("registry"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql("registry"))?;
         let version: usize = conn
@@ -129,7 +136,7 @@ impl Home {
         self.root.join("kb").join(name)
     }
 
-    fn registry(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+    pub(crate) fn registry(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.registry
             .lock()
             .map_err(|_| Error::internal("registry", "lock poisoned"))
@@ -212,9 +219,21 @@ impl Home {
         if self.get(name)?.is_none() {
             return Err(Error::UnknownKb(name.to_owned()));
         }
-        self.registry()?
-            .execute("DELETE FROM kbs WHERE name = ?1", [name])
+        {
+            // the knowledge base and its conversations go together
+            let mut conn = self.registry()?;
+            let tx = conn.transaction().map_err(sql("registry"))?;
+            tx.execute(
+                "DELETE FROM turns WHERE conversation_id IN (SELECT id FROM conversations WHERE kb = ?1)",
+                [name],
+            )
             .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM conversations WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM kbs WHERE name = ?1", [name])
+                .map_err(sql("registry"))?;
+            tx.commit().map_err(sql("registry"))?;
+        }
         let dir = self.kb_dir(name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

@@ -8,12 +8,16 @@
 
 pub mod answer;
 pub mod backup;
+pub mod context;
+pub mod conversation;
 pub mod home;
 pub mod ingest;
 pub mod retrieve;
 
-pub use answer::{Answer, AnswerFormat, AskOptions, Evidence};
+pub use answer::{Answer, AnswerFormat, AskOptions, Choice, Evidence, Prepared, Signals};
+pub use context::PastTurn;
+pub use conversation::{Conversation, ConversationInfo, Turn};
 pub use home::{Home, Kb, KbConfig, KbInfo};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress};
 pub use luodi_core::{Error, Result};
-pub use retrieve::{e5_model_id, E5Embedder, EmbedCache, EmbedReport, Fusion};
+pub use retrieve::{e5_model_id, E5Embedder, EmbedCache, EmbedReport, Fusion, Ranked};

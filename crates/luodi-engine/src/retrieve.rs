@@ -58,6 +58,18 @@ impl Default for Fusion {
     }
 }
 
+/// A ranked chunk and what its score is made of.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Ranked {
+    pub id: u64,
+    /// The score the ranking is sorted by (its scale depends on the mode).
+    pub score: f32,
+    /// BM25 ÷ the query's ideal score: the share of the query the chunk matches.
+    pub bm25_share: Option<f32>,
+    /// Cosine similarity of the chunk's vector to the query's.
+    pub cosine: Option<f32>,
+}
+
 /// Vectors by (model, blake3 of the text).
 pub struct EmbedCache {
     conn: Mutex<Connection>,
@@ -250,6 +262,57 @@ impl Kb {
         embed: Option<(&dyn Embedder, &EmbedCache)>,
         fusion: Fusion,
     ) -> Result<Vec<(u64, f32)>> {
+        Ok(self
+            .rank_scored(q, mode, embed, fusion)?
+            .into_iter()
+            .map(|r| (r.id, r.score))
+            .collect())
+    }
+
+    /// [`Kb::rank`] with what each score is made of: the BM25 share of the query and the
+    /// cosine similarity, where the mode computed them. What answering decides refusal on.
+    pub fn rank_scored(
+        &self,
+        q: &SearchQuery,
+        mode: SearchMode,
+        embed: Option<(&dyn Embedder, &EmbedCache)>,
+        fusion: Fusion,
+    ) -> Result<Vec<Ranked>> {
+        if q.exclude_docs.is_empty() {
+            return self.rank_inner(q, mode, embed, fusion);
+        }
+        // excluded documents are dropped from a deeper ranking
+        let excluded: std::collections::HashSet<&str> =
+            q.exclude_docs.iter().map(String::as_str).collect();
+        let deeper = SearchQuery {
+            k: q.k + 64 + 4 * excluded.len(),
+            exclude_docs: Vec::new(),
+            ..q.clone()
+        };
+        let ranked = self.rank_inner(&deeper, mode, embed, fusion)?;
+        let ids: Vec<(u64, f32)> = ranked.iter().map(|r| (r.id, r.score)).collect();
+        let keep: std::collections::HashSet<u64> = self
+            .store
+            .fetch(&ids)?
+            .into_iter()
+            .filter(|h| !excluded.contains(h.doc_key.as_str()))
+            .map(|h| h.chunk_id)
+            .collect();
+        let mut out: Vec<Ranked> = ranked
+            .into_iter()
+            .filter(|r| keep.contains(&r.id))
+            .collect();
+        out.truncate(q.k);
+        Ok(out)
+    }
+
+    fn rank_inner(
+        &self,
+        q: &SearchQuery,
+        mode: SearchMode,
+        embed: Option<(&dyn Embedder, &EmbedCache)>,
+        fusion: Fusion,
+    ) -> Result<Vec<Ranked>> {
         let filtered = !q.filters.is_empty() || q.after.is_some() || q.before.is_some();
         // the `depth` chunks nearest to the query vector `v` that pass the filters
         let dense = |model: &str, v: &[f32], depth: usize| -> Result<Vec<(u64, f32)>> {
@@ -268,8 +331,22 @@ impl Kb {
             }
             Ok(ids)
         };
+        let bm25_only = |q: &SearchQuery| -> Result<Vec<Ranked>> {
+            let ideal = self.store.ideal_score(&q.text)?.max(1e-6);
+            Ok(self
+                .store
+                .search_ids(q)?
+                .into_iter()
+                .map(|(id, s)| Ranked {
+                    id,
+                    score: s,
+                    bm25_share: Some(s / ideal),
+                    cosine: None,
+                })
+                .collect())
+        };
         match mode {
-            SearchMode::Bm25 => self.store.search_ids(q),
+            SearchMode::Bm25 => bm25_only(q),
             SearchMode::Dense => {
                 let Some((embedder, cache)) = embed else {
                     return Err(Error::InvalidInput(
@@ -283,13 +360,21 @@ impl Kb {
                     )));
                 }
                 let v = cache.query(embedder, &q.text)?;
-                dense(embedder.id(), &v, q.k)
+                Ok(dense(embedder.id(), &v, q.k)?
+                    .into_iter()
+                    .map(|(id, c)| Ranked {
+                        id,
+                        score: c,
+                        bm25_share: None,
+                        cosine: Some(c),
+                    })
+                    .collect())
             }
             SearchMode::Hybrid => {
                 let (embedder, cache) = match embed {
                     Some((e, c)) if self.store.has_vectors(e.id())? => (e, c),
                     // no model or no vector yet: BM25 alone
-                    _ => return self.store.search_ids(q),
+                    _ => return bm25_only(q),
                 };
                 let model = embedder.id();
                 let v = cache.query(embedder, &q.text)?;
@@ -300,43 +385,59 @@ impl Kb {
                 })?;
                 let d = dense(model, &v, depth)?;
                 let ideal = self.store.ideal_score(&q.text)?.max(1e-6);
-                let mut fused = match fusion.rrf_k {
+                // (BM25 share of the query, cosine) of every candidate; the dense ranking
+                // brings its cosines, the BM25-only candidates get theirs
+                let mut parts: HashMap<u64, (f32, Option<f32>)> = HashMap::new();
+                for (id, s) in &bm25 {
+                    parts.entry(*id).or_insert((0.0, None)).0 = s / ideal;
+                }
+                for (id, c) in &d {
+                    parts.entry(*id).or_insert((0.0, None)).1 = Some(*c);
+                }
+                let missing: Vec<u64> = parts
+                    .iter()
+                    .filter(|(_, p)| p.1.is_none())
+                    .map(|(id, _)| *id)
+                    .collect();
+                let cos = self.store.dense_scores(model, &v, &missing)?;
+                for (id, c) in missing.iter().zip(cos) {
+                    if let Some(p) = parts.get_mut(id) {
+                        p.1 = c;
+                    }
+                }
+                let mut fused: Vec<Ranked> = match fusion.rrf_k {
                     Some(rrf_k) => {
                         if fusion.bm25_min_share > 0.0 {
                             let floor = fusion.bm25_min_share * ideal;
                             bm25.retain(|(_, s)| *s >= floor);
                         }
                         fuse(&[(&bm25, 1.0), (&d, fusion.dense_weight)], rrf_k)
+                            .into_iter()
+                            .map(|(id, score)| {
+                                let p = parts.get(&id).copied().unwrap_or((0.0, None));
+                                Ranked {
+                                    id,
+                                    score,
+                                    bm25_share: Some(p.0),
+                                    cosine: p.1,
+                                }
+                            })
+                            .collect()
                     }
                     None => {
-                        // (BM25 share of the query, cosine) of every candidate; the dense
-                        // ranking brings its cosines, the BM25-only candidates get theirs
-                        let mut parts: HashMap<u64, (f32, Option<f32>)> = HashMap::new();
-                        for (id, s) in &bm25 {
-                            parts.entry(*id).or_insert((0.0, None)).0 = s / ideal;
-                        }
-                        for (id, c) in &d {
-                            parts.entry(*id).or_insert((0.0, None)).1 = Some(*c);
-                        }
-                        let missing: Vec<u64> = parts
-                            .iter()
-                            .filter(|(_, p)| p.1.is_none())
-                            .map(|(id, _)| *id)
-                            .collect();
-                        let cos = self.store.dense_scores(model, &v, &missing)?;
-                        for (id, c) in missing.iter().zip(cos) {
-                            if let Some(p) = parts.get_mut(id) {
-                                p.1 = c;
-                            }
-                        }
-                        let mut out: Vec<(u64, f32)> = parts
+                        let mut out: Vec<Ranked> = parts
                             .into_iter()
                             .map(|(id, (share, c))| {
                                 let dense = c.map_or(0.0, |c| (c - fusion.dense_floor).max(0.0));
-                                (id, share + fusion.dense_weight * dense)
+                                Ranked {
+                                    id,
+                                    score: share + fusion.dense_weight * dense,
+                                    bm25_share: Some(share),
+                                    cosine: c,
+                                }
                             })
                             .collect();
-                        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
                         out
                     }
                 };
@@ -344,35 +445,6 @@ impl Kb {
                 Ok(fused)
             }
         }
-    }
-
-    /// How strongly the knowledge base holds something about `question`, on one scale
-    /// whatever the mode: the larger of the best chunk's share of the query's ideal BM25
-    /// score and 4 × (best cosine − 0.75) (e5's cosines of unrelated texts sit near 0.75–0.8).
-    /// What refusal before generation is decided on.
-    pub fn retrieval_confidence(
-        &self,
-        question: &str,
-        embed: Option<(&dyn Embedder, &EmbedCache)>,
-    ) -> Result<f32> {
-        let q = SearchQuery {
-            text: question.to_owned(),
-            k: 1,
-            ..Default::default()
-        };
-        let bm25 = self.store.search_ids(&q)?.first().map_or(0.0, |(_, s)| *s)
-            / self.store.ideal_score(question)?.max(1e-6);
-        let dense = match embed {
-            Some((e, cache)) if self.store.has_vectors(e.id())? => {
-                let v = cache.query(e, question)?;
-                self.store
-                    .dense_search(e.id(), &v, 1)?
-                    .first()
-                    .map_or(0.0, |(_, c)| 4.0 * (c - 0.75))
-            }
-            _ => 0.0,
-        };
-        Ok(bm25.max(dense))
     }
 
     /// [`Kb::rank`], then the chunks with their documents.

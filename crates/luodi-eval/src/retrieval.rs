@@ -64,11 +64,11 @@ pub struct RetrievalReport {
     pub analyzer: String,
 }
 
-fn bad(path: &Path, line: usize, why: impl std::fmt::Display) -> Error {
+pub(crate) fn bad(path: &Path, line: usize, why: impl std::fmt::Display) -> Error {
     Error::InvalidInput(format!("{}: line {line}: {why}", path.display()))
 }
 
-fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+pub(crate) fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
@@ -85,7 +85,7 @@ fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Val
     Ok(out)
 }
 
-fn field(o: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<String> {
+pub(crate) fn field(o: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<String> {
     match o.get(k)? {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -151,7 +151,7 @@ fn cache_key(corpus: &[u8], cfg: &KbConfig, use_titles: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(corpus);
     h.update(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
-    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 7]);
+    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 8]);
     h.finalize().to_hex()[..24].to_string()
 }
 
@@ -185,6 +185,11 @@ pub fn corpus_kb(
         let id = field(r, "id").ok_or_else(|| bad(&corpus_path, i + 1, "no \"id\""))?;
         let text = field(r, "text").ok_or_else(|| bad(&corpus_path, i + 1, "no \"text\""))?;
         let title = if use_titles { field(r, "title") } else { None };
+        // a passage's date, as `luodi ingest` keeps a JSONL record's date field
+        let mut metadata = BTreeMap::new();
+        if let Some(date) = field(r, "date") {
+            metadata.insert("date".to_owned(), date);
+        }
         docs.push(Extracted {
             record: Some(id),
             title,
@@ -192,7 +197,7 @@ pub fn corpus_kb(
                 luodi_text::clean(&text),
                 Default::default(),
             )],
-            metadata: BTreeMap::new(),
+            metadata,
         });
     }
     let n = docs.len();
@@ -212,8 +217,23 @@ pub fn corpus_kb(
     Ok((kb, n, secs, false))
 }
 
-pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
-    let data = &ev.data;
+/// An evaluation question with its relevant documents and its whole row (other fields such
+/// as `task`, `date` or `history`).
+#[derive(Debug, Clone)]
+pub struct EvalQuery {
+    pub id: String,
+    pub text: String,
+    pub relevant: HashMap<String, f64>,
+    pub row: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The queries of `data` that have relevance judgements, restricted to a split (by the
+/// queries' `split` field or by a `qrels.<split>.tsv` file) and to a half of the protocol.
+pub fn load_queries(
+    data: &Path,
+    split: Option<&str>,
+    half: Option<Half>,
+) -> Result<Vec<EvalQuery>> {
     let queries_path = data.join("queries.jsonl");
     let queries = read_jsonl(&queries_path)?;
     let qrels_files = read_qrels(data)?;
@@ -222,8 +242,8 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     // a split with its own qrels file uses that file; otherwise (qrels.tsv, or a file named
     // for something else such as qrels.paragraph.tsv) the queries' split field decides
     let has_split_file = |want: &str| qrels_files.iter().any(|(s, _)| s.as_deref() == Some(want));
-    for (split, q) in &qrels_files {
-        let take = match (&ev.split, split) {
+    for (file_split, q) in &qrels_files {
+        let take = match (split, file_split) {
             (None, _) => true,
             (Some(want), Some(s)) if has_split_file(want) => want == s,
             _ => true,
@@ -239,50 +259,51 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         .filter_map(|(s, _)| s.as_deref())
         .collect();
     let mut selected = Vec::new();
-    for (i, q) in queries.iter().enumerate() {
-        let id = field(q, "id").ok_or_else(|| bad(&queries_path, i + 1, "no \"id\""))?;
-        let text = field(q, "text").ok_or_else(|| bad(&queries_path, i + 1, "no \"text\""))?;
-        if let Some(want) = &ev.split {
-            let by_field = field(q, "split").is_some_and(|s| &s == want);
-            let by_file = split_files.contains(want.as_str()) && qrels.contains_key(&id);
+    for (i, q) in queries.into_iter().enumerate() {
+        let id = field(&q, "id").ok_or_else(|| bad(&queries_path, i + 1, "no \"id\""))?;
+        let text = field(&q, "text").ok_or_else(|| bad(&queries_path, i + 1, "no \"text\""))?;
+        if let Some(want) = split {
+            let by_field = field(&q, "split").is_some_and(|s| s == want);
+            let by_file = split_files.contains(want) && qrels.contains_key(&id);
             if !by_field && !by_file {
                 continue;
             }
         }
-        if ev.half.is_some_and(|h| !h.contains(&id)) {
+        if half.is_some_and(|h| !h.contains(&id)) {
             continue;
         }
         if let Some(rel) = qrels.get(&id) {
-            selected.push((id, text, rel.clone()));
+            selected.push(EvalQuery {
+                id,
+                text,
+                relevant: rel.clone(),
+                row: q,
+            });
         }
-    }
-    if let Some(n) = ev.limit {
-        selected.truncate(n);
     }
     if selected.is_empty() {
         return Err(Error::InvalidInput(format!(
             "{}: no queries with qrels for split {:?}",
             data.display(),
-            ev.split
+            split
         )));
+    }
+    Ok(selected)
+}
+
+pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
+    let data = &ev.data;
+    let mut selected: Vec<(String, String, HashMap<String, f64>)> =
+        load_queries(data, ev.split.as_deref(), ev.half)?
+            .into_iter()
+            .map(|q| (q.id, q.text, q.relevant))
+            .collect();
+    if let Some(n) = ev.limit {
+        selected.truncate(n);
     }
     let (kb, corpus, index_seconds, cached) =
         corpus_kb(data, ev.config, &ev.cache_dir, ev.use_titles)?;
-    let embed = match ev.mode {
-        SearchMode::Bm25 => None,
-        _ => {
-            let embedder = E5Embedder::load(luodi_models::llm::llama::default_threads())?;
-            let cache = EmbedCache::open(&ev.embed_cache)?;
-            let missing = kb.vector_status(embedder.id())?.missing();
-            if missing > 0 {
-                eprintln!(
-                    "embedding {missing} chunks of the evaluation corpus (cached for later runs)…"
-                );
-                kb.embed_pending(&embedder, &cache, &StderrProgress::default())?;
-            }
-            Some((embedder, cache))
-        }
-    };
+    let embed = embedder_for(&kb, ev.mode, &ev.embed_cache)?;
     let embed_ref = embed.as_ref().map(|(e, c)| (e as &dyn Embedder, c));
     let prefix = "corpus#";
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
@@ -388,6 +409,25 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         index_cached: cached,
         analyzer: ev.config.analyzer.letters(),
     })
+}
+
+/// The embedder and cache a mode needs (none for BM25), with the corpus embedded.
+pub(crate) fn embedder_for(
+    kb: &Kb,
+    mode: SearchMode,
+    embed_cache: &Path,
+) -> Result<Option<(E5Embedder, EmbedCache)>> {
+    if mode == SearchMode::Bm25 {
+        return Ok(None);
+    }
+    let embedder = E5Embedder::load(luodi_models::llm::llama::default_threads())?;
+    let cache = EmbedCache::open(embed_cache)?;
+    let missing = kb.vector_status(embedder.id())?.missing();
+    if missing > 0 {
+        eprintln!("embedding {missing} chunks of the evaluation corpus (cached for later runs)…");
+        kb.embed_pending(&embedder, &cache, &StderrProgress::default())?;
+    }
+    Ok(Some((embedder, cache)))
 }
 
 /// Embedding progress for long evaluation runs: a line every 10%.

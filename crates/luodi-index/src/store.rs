@@ -771,6 +771,37 @@ impl EmbeddedStore {
         Ok(total * (k1 + 1.0) / (1.0 + k1))
     }
 
+    /// The content version: 0 for a new store, raised by every write that changes sources.
+    /// An answer records it, so that it can be traced to the content it was given.
+    pub fn version(&self) -> Result<u64> {
+        let conn = self.conn()?;
+        let v: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql_err("version"))?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// The query terms of `text` (as [`EmbeddedStore::search_ids`] uses them) with their idf
+    /// in this store (how much finding each term says about a passage) and their document
+    /// frequency. A term absent from the store counts as the rarest possible.
+    pub fn term_idfs(&self, text: &str) -> Result<Vec<(String, f32, u64)>> {
+        let terms = self.query_terms(text);
+        let searcher = self.reader.searcher();
+        let n_docs = searcher.num_docs().max(1) as f32;
+        let mut out = Vec::with_capacity(terms.len());
+        for t in terms {
+            let df = searcher
+                .doc_freq(&Term::from_field_text(self.fields.text, &t))
+                .map_err(tv_err("doc freq"))? as f32;
+            let w = idf(n_docs, df.max(1.0));
+            out.push((t, w, df as u64));
+        }
+        Ok(out)
+    }
+
     /// Fetches chunks with their documents by id, in the order given.
     pub fn fetch(&self, ids: &[(u64, f32)]) -> Result<Vec<SearchHit>> {
         let conn = self.conn()?;
@@ -1037,6 +1068,15 @@ impl EmbeddedStore {
                         }
                     }
                 }
+            }
+            if !touched.is_empty() {
+                // the content version answers are traced to
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES('version', '1')
+                     ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                    [],
+                )
+                .map_err(sql_err("version"))?;
             }
             tx.commit().map_err(sql_err("commit"))?;
         }

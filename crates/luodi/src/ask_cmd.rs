@@ -31,6 +31,10 @@ pub struct AskArgs {
     pub max_tokens: Option<usize>,
     #[arg(long, env = "LUODI_THREADS")]
     pub threads: Option<usize>,
+    /// Only documents with this metadata (KEY=VALUE, repeatable): the answer to a
+    /// clarifying question.
+    #[arg(long, value_parser = crate::cli::parse_kv)]
+    pub filter: Vec<(String, String)>,
     /// The whole answer as one JSON object (no streaming).
     #[arg(long)]
     pub json: bool,
@@ -48,10 +52,12 @@ pub fn ask(home: &std::path::Path, a: AskArgs) -> Result<ExitCode> {
         format: a.format,
         evidence_chars: a.evidence_chars.unwrap_or(d.evidence_chars),
         max_tokens: a.max_tokens.unwrap_or(d.max_tokens),
+        filters: a.filter,
         ..d
     };
     let embedder = crate::cli::load_embedder(a.mode, threads)?;
     let cache = crate::cli::embed_cache(&h)?;
+    crate::cli::embed_missing(&kb, embedder.as_ref(), &cache)?;
     let generator =
         luodi_models::llm::open_generator(&a.model, a.remote_model.as_deref(), threads, 4096)?;
     let mut out = std::io::stdout().lock();
@@ -93,6 +99,15 @@ pub fn ask(home: &std::path::Path, a: AskArgs) -> Result<ExitCode> {
             "\n⚠ this answer cites none of the passages below: check it against them"
         )?;
     }
+    if !answer.choices.is_empty() {
+        let key = &answer.choices[0].key;
+        writeln!(
+            out,
+            "(ask again with --filter {key}=… to choose, e.g. --filter {key}={})",
+            answer.choices[0].value
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let shown = if answer.refused || answer.citations.is_empty() {
         &answer.evidence
     } else {
@@ -126,9 +141,9 @@ pub fn ask(home: &std::path::Path, a: AskArgs) -> Result<ExitCode> {
         writeln!(out, "    {}", e.text)?;
     }
     eprintln!(
-        "({} · retrieval score {:.2} · first token {:.1} s · {:.1} s · {} prompt tokens)",
+        "({} · confidence {:.2} · first token {:.1} s · {:.1} s · {} prompt tokens)",
         answer.model,
-        answer.top_score,
+        answer.confidence,
         answer.ttft_ms / 1000.0,
         answer.total_ms / 1000.0,
         answer.prompt_tokens

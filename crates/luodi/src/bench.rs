@@ -40,6 +40,23 @@ pub enum BenchCmd {
     Embed(crate::models_cmd::EmbedBench),
     /// LLM decode speed against a bare llama.cpp loop, prompt speed, time to first token.
     Llm(crate::models_cmd::LlmBench),
+    /// Listing and reopening stored conversations in a store of many.
+    Conversations(ConversationsBench),
+}
+
+#[derive(Args, Debug)]
+pub struct ConversationsBench {
+    /// Conversations in the store.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    /// Turns per conversation.
+    #[arg(long, default_value_t = 4)]
+    pub turns: usize,
+    /// Timed repetitions of each operation.
+    #[arg(long, default_value_t = 200)]
+    pub reps: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -136,7 +153,145 @@ pub fn run(home: &Path, cmd: BenchCmd, quiet: bool) -> Result<ExitCode> {
         BenchCmd::Search(b) => search(home, b, quiet),
         BenchCmd::Embed(b) => crate::models_cmd::bench_embed(b, quiet),
         BenchCmd::Llm(b) => crate::models_cmd::bench_llm(b, quiet),
+        BenchCmd::Conversations(b) => conversations(b, quiet),
     }
+}
+
+/// A store of `n` conversations (each `turns` turns of realistic size, written through the
+/// same calls `luodi chat` uses), then: listing the most recent page, listing all of them,
+/// and reopening a random one — in the open store and from a freshly opened one (what a new
+/// process pays).
+fn conversations(b: ConversationsBench, quiet: bool) -> Result<ExitCode> {
+    use luodi_engine::{AnswerFormat, Evidence, Turn};
+    let dir = tempfile::tempdir()?;
+    let home = Home::open(dir.path())?;
+    home.create("bench", KbConfig::default())?;
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(b.n);
+    let evidence = |n: usize| {
+        Evidence {
+        n,
+        chunk_id: n as u64,
+        doc_key: format!("/data/handbook/员工手册-请假制度.md#{n}"),
+        title: "员工手册".into(),
+        heading_path: vec!["请假制度".into(), "年假".into()],
+        location: Default::default(),
+        text: "员工入职满一年后享有带薪年假。当年未休的年假可顺延至次年3月31日，逾期作废。工作满1年不满10年的，年假5天；满10年不满20年的，年假10天。".into(),
+        score: 0.9,
+    }
+    };
+    for i in 0..b.n {
+        let c = home.conversation_create(
+            "bench",
+            &format!("第{i}个问题：当年没休完的年假可以顺延到什么时候？"),
+        )?;
+        for t in 0..b.turns {
+            home.conversation_add_turn(
+                &c.id,
+                &Turn {
+                    seq: 0,
+                    question: format!("问题{t}：那病假需要什么证明？"),
+                    standalone: format!("当年没休完的年假可以顺延到什么时候 问题{t}：那病假需要什么证明？"),
+                    answer: "当年未休的年假可顺延至次年3月31日，逾期作废。[1] 连续病假超过3天的，须提供二级以上医院的诊断证明。[2]".into(),
+                    citations: vec![evidence(1), evidence(2)],
+                    refused: false,
+                    choices: Vec::new(),
+                    format: AnswerFormat::Plain,
+                    confidence: 0.8,
+                    ttft_ms: 2500.0,
+                    total_ms: 4000.0,
+                    model: "qwen2.5-coder-0.5b-instruct-q4_k_m".into(),
+                    model_fingerprint: "sha256:1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32".into(),
+                    kb_version: 3,
+                    created_at: 1_764_460_800 + i as i64,
+                },
+            )?;
+        }
+        ids.push(c.id);
+        if !quiet && (i + 1) % 2000 == 0 {
+            eprintln!("  {} conversations written", i + 1);
+        }
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let time = |reps: usize, f: &mut dyn FnMut(usize) -> Result<()>| -> Result<Vec<f64>> {
+        let mut v = Vec::with_capacity(reps);
+        for r in 0..reps {
+            let t = Instant::now();
+            f(r)?;
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        Ok(v)
+    };
+    let pick = |r: usize| ids[(r * 7919) % ids.len()].clone();
+    let page = time(b.reps, &mut |_| {
+        anyhow::ensure!(home.conversations(Some("bench"), 50, 0)?.len() == 50.min(b.n));
+        Ok(())
+    })?;
+    let all = time(b.reps.min(50), &mut |_| {
+        anyhow::ensure!(home.conversations(None, usize::MAX, 0)?.len() == b.n);
+        Ok(())
+    })?;
+    let open = time(b.reps, &mut |r| {
+        let c = home.conversation(&pick(r))?;
+        anyhow::ensure!(c.is_some_and(|c| c.turns.len() == b.turns));
+        Ok(())
+    })?;
+    drop(home);
+    let cold = time(b.reps.min(100), &mut |r| {
+        let h = Home::open(dir.path())?;
+        let c = h.conversation(&pick(r))?;
+        anyhow::ensure!(c.is_some_and(|c| c.turns.len() == b.turns));
+        Ok(())
+    })?;
+    let db_mb =
+        std::fs::metadata(dir.path().join("luodi.sqlite")).map_or(0.0, |m| m.len() as f64 / 1e6);
+    let q = |v: &[f64], p: f64| luodi_eval::quantile(v, p);
+    let report = serde_json::json!({
+        "conversations": b.n,
+        "turns_per_conversation": b.turns,
+        "build_seconds": build_s,
+        "db_mb": db_mb,
+        "list_page50_p50_ms": q(&page, 0.5),
+        "list_page50_p95_ms": q(&page, 0.95),
+        "list_all_p50_ms": q(&all, 0.5),
+        "list_all_p95_ms": q(&all, 0.95),
+        "open_p50_ms": q(&open, 0.5),
+        "open_p95_ms": q(&open, 0.95),
+        "open_new_process_p50_ms": q(&cold, 0.5),
+        "open_new_process_p95_ms": q(&cold, 0.95),
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "conversations: {} × {} turns written in {:.1} s ({:.1} MB)",
+        b.n, b.turns, build_s, db_mb
+    )?;
+    writeln!(
+        out,
+        "  list newest 50   p50 {:.2} ms  p95 {:.2} ms",
+        q(&page, 0.5),
+        q(&page, 0.95)
+    )?;
+    writeln!(
+        out,
+        "  list all {:>6}  p50 {:.2} ms  p95 {:.2} ms",
+        b.n,
+        q(&all, 0.5),
+        q(&all, 0.95)
+    )?;
+    writeln!(
+        out,
+        "  reopen one       p50 {:.2} ms  p95 {:.2} ms (store open), p50 {:.2} ms  p95 {:.2} ms (store opened anew)",
+        q(&open, 0.5),
+        q(&open, 0.95),
+        q(&cold, 0.5),
+        q(&cold, 0.95)
+    )?;
+    if b.json {
+        writeln!(out, "{report}")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn generate_corpus(dir: &Path, data: &Path, mb: u64, file_kb: u64) -> Result<(u64, u64)> {

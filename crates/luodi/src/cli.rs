@@ -60,6 +60,12 @@ pub enum Command {
     Generate(crate::models_cmd::GenerateArgs),
     /// Answer a question from a knowledge base with the local model, citing its sources.
     Ask(crate::ask_cmd::AskArgs),
+    /// A conversation with a knowledge base: follow-up questions, streaming answers with
+    /// sources, kept locally (/new, /history, /format table, …).
+    Chat(crate::chat_cmd::ChatArgs),
+    /// List, show and delete stored conversations.
+    #[command(subcommand)]
+    Conversations(crate::chat_cmd::ConversationsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +171,9 @@ pub struct SearchArgs {
 pub enum EvalCmd {
     /// Retrieval quality on a folder with corpus.jsonl, queries.jsonl and qrels.
     Retrieval(RetrievalArgs),
+    /// Grounded answers on a folder that also has answers.jsonl: accuracy, F1, citation
+    /// precision, refusals, time to first token.
+    Answer(AnswerArgs),
     /// Paraphrase detection with embeddings: ROC-AUC of cosine similarity (e.g. PAWS-X).
     Paraphrase(crate::models_cmd::ParaphraseArgs),
 }
@@ -214,7 +223,64 @@ pub struct RetrievalArgs {
     pub per_query: Option<PathBuf>,
 }
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+#[derive(Args, Debug)]
+pub struct AnswerArgs {
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub split: Option<String>,
+    /// tune or report: the sha256 id halves of the evaluation protocol.
+    #[arg(long)]
+    pub half: Option<String>,
+    /// Only questions whose `task` field is this (DomainRAG: extractive, time_sensitive, …).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only the first N questions.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Leave each question's gold passages, their titles and near-duplicates out: the right
+    /// output is a refusal.
+    #[arg(long)]
+    pub unanswerable: bool,
+    /// No model: whether the evidence holds the answer, and refusals decided before
+    /// generation.
+    #[arg(long)]
+    pub evidence_only: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// bm25, dense or hybrid retrieval.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: SearchMode,
+    /// `default`, `large`, a .gguf path, or an OpenAI-compatible endpoint http(s)://…/v1.
+    #[arg(long, default_value = "default", env = "LUODI_LLM")]
+    pub model: String,
+    #[arg(long)]
+    pub remote_model: Option<String>,
+    #[arg(long, env = "LUODI_THREADS")]
+    pub threads: Option<usize>,
+    /// Characters of evidence shown to the model.
+    #[arg(long)]
+    pub evidence_chars: Option<usize>,
+    /// Chunks that may give evidence.
+    #[arg(long)]
+    pub max_passages: Option<usize>,
+    /// Retrieved chunks that compete to give evidence.
+    #[arg(long, hide = true)]
+    pub pool: Option<usize>,
+    /// Confidence below which a question is refused before generation.
+    #[arg(long)]
+    pub refuse_below: Option<f32>,
+    /// Generate freely instead of quoting a span of the evidence.
+    #[arg(long)]
+    pub free: bool,
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// Write one JSON line per question (answer, gold, evidence, signals).
+    #[arg(long)]
+    pub per_query: Option<PathBuf>,
+}
+
+pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
@@ -289,12 +355,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(a) => ingest(&cli.home, a, quiet),
         Command::Search(a) => search(&cli.home, a),
         Command::Eval(EvalCmd::Retrieval(a)) => eval_retrieval(&cli.home, a),
+        Command::Eval(EvalCmd::Answer(a)) => eval_answer(&cli.home, a, quiet),
         Command::Eval(EvalCmd::Paraphrase(a)) => crate::models_cmd::eval_paraphrase(a),
         Command::Bench(b) => crate::bench::run(&cli.home, b, quiet),
         Command::Models(m) => crate::models_cmd::models(m, quiet),
         Command::Embed(a) => crate::models_cmd::embed(a),
         Command::Generate(a) => crate::models_cmd::generate(a),
         Command::Ask(a) => crate::ask_cmd::ask(&cli.home, a),
+        Command::Chat(a) => crate::chat_cmd::chat(&cli.home, a),
+        Command::Conversations(c) => crate::chat_cmd::conversations(&cli.home, c),
     }
 }
 
@@ -546,6 +615,30 @@ pub(crate) fn load_embedder(mode: SearchMode, threads: usize) -> Result<Option<E
     }
 }
 
+/// Before answering: chunks without a vector (ingested with `--no-embed`, before the model
+/// was installed, or by a killed run) are embedded now, with progress, so that hybrid
+/// retrieval sees the whole knowledge base.
+pub(crate) fn embed_missing(
+    kb: &luodi_engine::Kb,
+    embedder: Option<&E5Embedder>,
+    cache: &EmbedCache,
+) -> Result<()> {
+    let Some(e) = embedder else {
+        return Ok(());
+    };
+    let missing = kb.vector_status(luodi_core::Embedder::id(e))?.missing();
+    if missing > 0 {
+        eprintln!(
+            "{missing} chunks of {} have no vector yet: embedding them first",
+            kb.name()
+        );
+        let bar = Bar::new(false);
+        kb.embed_pending(e, cache, &bar)?;
+        bar.finish();
+    }
+    Ok(())
+}
+
 /// Where a chunk sits, as shown to people: title › heading › heading.
 pub(crate) fn place(title: &str, heading_path: &[String]) -> String {
     let mut place = title.to_owned();
@@ -567,6 +660,7 @@ fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
         filters: a.filter,
         after: a.after,
         before: a.before,
+        ..Default::default()
     };
     let hits = match load_embedder(a.mode, luodi_models::llm::llama::default_threads())? {
         Some(e) => kb.search_mode(&q, a.mode, Some((&e, &embed_cache(&h)?)))?,
@@ -608,19 +702,115 @@ fn search(home: &std::path::Path, a: SearchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> {
-    let half = match a.half.as_deref() {
-        None => None,
-        Some(s) => Some(luodi_eval::Half::parse(s).ok_or_else(|| {
+fn parse_half(half: Option<&str>) -> Result<Option<luodi_eval::Half>> {
+    match half {
+        None => Ok(None),
+        Some(s) => Ok(Some(luodi_eval::Half::parse(s).ok_or_else(|| {
             luodi_core::Error::InvalidInput(format!("--half {s:?}: use tune or report"))
-        })?),
-    };
-    if !a.data.is_dir() {
+        })?)),
+    }
+}
+
+fn data_dir(data: &std::path::Path) -> Result<()> {
+    if !data.is_dir() {
         bail!(luodi_core::Error::InvalidInput(format!(
             "--data {}: not a folder",
-            a.data.display()
+            data.display()
         )));
     }
+    Ok(())
+}
+
+fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<ExitCode> {
+    let half = parse_half(a.half.as_deref())?;
+    data_dir(&a.data)?;
+    let d = luodi_engine::AskOptions::default();
+    let ev = luodi_eval::answer::AnswerEval {
+        data: a.data.clone(),
+        split: a.split,
+        half,
+        task: a.task,
+        limit: a.limit,
+        unanswerable: a.unanswerable,
+        evidence_only: a.evidence_only,
+        ask: luodi_engine::AskOptions {
+            mode: a.mode,
+            evidence_chars: a.evidence_chars.unwrap_or(d.evidence_chars),
+            max_passages: a.max_passages.unwrap_or(d.max_passages),
+            pool: a.pool.unwrap_or(d.pool),
+            refuse_below: a.refuse_below.unwrap_or(d.refuse_below),
+            max_tokens: a.max_tokens.unwrap_or(d.max_tokens),
+            extractive: !a.free,
+            ..d
+        },
+        model: a.model,
+        remote_model: a.remote_model,
+        threads: a
+            .threads
+            .unwrap_or_else(luodi_models::llm::llama::default_threads),
+        embed_cache: home.join("cache").join("embeddings.sqlite"),
+        cache_dir: home.join("eval-cache"),
+        config: KbConfig::default(),
+        per_query: a.per_query,
+        progress: !quiet,
+    };
+    let r = luodi_eval::answer::run(&ev)?;
+    let mut out = std::io::stdout().lock();
+    let opt = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+    };
+    writeln!(
+        out,
+        "answer eval: {} (mode {}, split {}, half {}, task {}{}{}, model {})",
+        r.data,
+        r.mode,
+        r.split,
+        r.half,
+        r.task,
+        if r.unanswerable { ", unanswerable" } else { "" },
+        if r.evidence_only {
+            ", evidence only"
+        } else {
+            ""
+        },
+        r.model
+    )?;
+    writeln!(
+        out,
+        "  questions {}  accuracy {}  F1 {}  citation precision {}",
+        r.questions,
+        opt(r.accuracy, 4),
+        opt(r.f1, 4),
+        opt(r.citation_precision, 4)
+    )?;
+    writeln!(
+        out,
+        "  refusal {:.4}  false refusal {:.4}  evidence recall {:.4}  evidence {:.0} chars  answer {} chars",
+        r.refusal_rate,
+        r.false_refusal_rate,
+        r.evidence_recall,
+        r.mean_evidence_chars,
+        opt(r.mean_answer_chars, 1)
+    )?;
+    writeln!(
+        out,
+        "  prompt tokens {}  first token p50 {} ms (p95 {})  answer p50 {} ms  retrieval p50 {:.1} ms  ({:.0} s)",
+        opt(r.mean_prompt_tokens, 1),
+        opt(r.ttft_p50_ms, 0),
+        opt(r.ttft_p95_ms, 0),
+        opt(r.latency_p50_ms, 0),
+        r.retrieval_p50_ms,
+        r.seconds
+    )?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> {
+    let half = parse_half(a.half.as_deref())?;
+    data_dir(&a.data)?;
     let ev = luodi_eval::retrieval::RetrievalEval {
         data: a.data.clone(),
         split: a.split,

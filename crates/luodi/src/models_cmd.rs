@@ -274,7 +274,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
         temperature: a.temperature,
         top_p: a.top_p,
         stop: a.stop,
-        seed: 42,
+        ..GenParams::default()
     };
     let mut out = std::io::stdout();
     let gen = g.chat(&msgs, &params, &mut |t| {

@@ -664,3 +664,237 @@ fn ask_answers_with_citations_in_the_question_script_and_refuses_without_evidenc
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("10000 characters"));
 }
+
+/// Runs `luodi chat` with `input` on stdin; returns stdout.
+fn chat(e: &Env, kb: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut child = e
+        .cmd(&["chat", kb, "--threads", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "chat failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn chat_follows_up_across_turns_and_keeps_the_conversation() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    e.ingest("hb", &[]);
+    let out = chat(
+        &e,
+        "hb",
+        "病假要在什么时候告知主管？\n那超过3天呢？\n/history\n/format table\n/exit\n",
+    );
+    assert!(out.contains("sources:"), "{out}");
+    assert!(out.contains("conversation"), "{out}");
+    let list = e.json(&["conversations", "list", "--kb", "hb", "--json"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["turns"], 2);
+    let id = list[0]["id"].as_str().unwrap();
+    let c = e.json(&["conversations", "show", id, "--json"]);
+    let turns = c["turns"].as_array().unwrap();
+    // the follow-up was retrieved with the subject of the turn before it
+    assert_eq!(turns[1]["question"], "那超过3天呢？");
+    assert!(
+        turns[1]["standalone"].as_str().unwrap().contains("病假"),
+        "{c}"
+    );
+    let cited = turns[1]["citations"].as_array().unwrap();
+    assert!(
+        cited[0]["doc_key"]
+            .as_str()
+            .unwrap()
+            .ends_with("员工手册-请假制度.md"),
+        "{c}"
+    );
+    assert!(
+        turns[1]["answer"].as_str().unwrap().contains("诊断证明"),
+        "{c}"
+    );
+    // every answer is traceable to the model and the content that produced it
+    assert!(turns[0]["model_fingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:1d9614638d18"));
+    assert!(turns[0]["kb_version"].as_u64().unwrap() >= 1, "{c}");
+    // a prefix of the id reopens it; delete removes it
+    let shown = e.ok(&["conversations", "show", &id[..12]]);
+    assert!(shown.contains("那超过3天呢？"), "{shown}");
+    e.ok(&["conversations", "delete", id]);
+    let o = e.run(&["conversations", "show", id]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn ambiguous_questions_get_a_clarifying_question_and_the_choice_is_answered() {
+    let e = Env::new();
+    let finance = e.work.path().join("finance");
+    let sales = e.work.path().join("sales");
+    std::fs::create_dir_all(&finance).unwrap();
+    std::fs::create_dir_all(&sales).unwrap();
+    std::fs::write(
+        finance.join("差旅报销.md"),
+        "# 差旅报销规定\n\n## 住宿标准\n\n员工出差住宿费每晚不超过500元，凭发票实报实销。\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sales.join("差旅报销.md"),
+        "# 差旅报销规定\n\n## 住宿标准\n\n员工出差住宿费每晚不超过800元，凭发票实报实销。\n",
+    )
+    .unwrap();
+    e.ok(&["kb", "create", "exp"]);
+    for (dir, dept) in [(&finance, "财务部"), (&sales, "销售部")] {
+        e.ok(&[
+            "ingest",
+            "exp",
+            dir.to_str().unwrap(),
+            "--meta",
+            &format!("department={dept}"),
+        ]);
+    }
+    let out = chat(&e, "exp", "出差住宿费每晚最多报销多少？\n销售部\n");
+    assert!(out.contains("您问的是哪一个"), "{out}");
+    assert!(
+        out.contains(". 财务部") && out.contains(". 销售部"),
+        "{out}"
+    );
+    let list = e.json(&["conversations", "list", "--json"]);
+    let id = list[0]["id"].as_str().unwrap();
+    let c = e.json(&["conversations", "show", id, "--json"]);
+    let turns = c["turns"].as_array().unwrap();
+    assert_eq!(turns[0]["choices"].as_array().unwrap().len(), 2, "{c}");
+    // the reply picked 销售部: the answer comes from its document only
+    assert!(
+        turns[1]["answer"].as_str().unwrap().contains("800元"),
+        "{c}"
+    );
+    // naming the department up front needs no clarification
+    let a = e.json(&[
+        "ask",
+        "exp",
+        "销售部出差住宿费每晚最多报销多少？",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    assert!(a["choices"].as_array().unwrap().is_empty(), "{a}");
+    assert!(a["text"].as_str().unwrap().contains("800元"), "{a}");
+}
+
+#[test]
+fn eval_answer_smoke_on_shared_data() {
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cmrc2018-retrieval");
+    if !data.exists() {
+        eprintln!("skipped: {} not present", data.display());
+        return;
+    }
+    let e = Env::new();
+    let d = data.to_str().unwrap();
+    // no model: evidence and refusals only (BM25, so no corpus embedding in CI)
+    let r = e.json(&[
+        "eval",
+        "answer",
+        "--data",
+        d,
+        "--split",
+        "dev",
+        "--limit",
+        "20",
+        "--mode",
+        "bm25",
+        "--evidence-only",
+        "--json",
+    ]);
+    assert_eq!(r["questions"], 20);
+    assert!(r["evidence_recall"].as_f64().unwrap() > 0.5, "{r}");
+    assert!(r["accuracy"].is_null(), "{r}");
+    // with the model, every key the issue names
+    let r = e.json(&[
+        "eval",
+        "answer",
+        "--data",
+        d,
+        "--split",
+        "dev",
+        "--limit",
+        "3",
+        "--mode",
+        "bm25",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    for k in [
+        "accuracy",
+        "f1",
+        "citation_precision",
+        "refusal_rate",
+        "false_refusal_rate",
+        "ttft_p50_ms",
+        "latency_p50_ms",
+        "questions",
+        "mean_prompt_tokens",
+        "mean_answer_chars",
+    ] {
+        assert!(r.get(k).is_some_and(|v| !v.is_null()), "missing {k} in {r}");
+    }
+    // the unanswerable variant runs too
+    let u = e.json(&[
+        "eval",
+        "answer",
+        "--data",
+        d,
+        "--split",
+        "dev",
+        "--limit",
+        "5",
+        "--mode",
+        "bm25",
+        "--unanswerable",
+        "--evidence-only",
+        "--json",
+    ]);
+    assert_eq!(u["unanswerable"], true, "{u}");
+}
+
+#[test]
+fn bench_conversations_prints_its_numbers() {
+    let e = Env::new();
+    let r = e.json(&[
+        "bench",
+        "conversations",
+        "--n",
+        "300",
+        "--turns",
+        "2",
+        "--reps",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(r["conversations"], 300);
+    for k in [
+        "list_page50_p50_ms",
+        "list_all_p50_ms",
+        "open_p50_ms",
+        "open_new_process_p50_ms",
+    ] {
+        assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+    }
+}

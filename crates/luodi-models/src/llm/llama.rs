@@ -19,7 +19,9 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
-use super::{ChatMessage, FinishReason, GenParams, Generation, Generator, OnText, StopFilter};
+use super::{
+    ChatMessage, FinishReason, GenParams, Generation, Generator, OnText, SpanConstraint, StopFilter,
+};
 use crate::ModelError;
 
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
@@ -91,6 +93,16 @@ pub struct LlamaGenerator {
     template: Option<LlamaChatTemplate>,
     config: LlamaConfig,
     session: Mutex<Session>,
+    /// Every token's text, made on the first extractive request.
+    vocab_table: OnceLock<VocabTable>,
+    /// sha256 of the GGUF file, known from the catalog or computed on first use.
+    sha256: OnceLock<String>,
+}
+
+/// The text of every token and the end-of-generation tokens (for constrained decoding).
+struct VocabTable {
+    pieces: Vec<Vec<u8>>,
+    eog: Vec<usize>,
 }
 
 /// Architecture named in a GGUF file's metadata.
@@ -161,6 +173,8 @@ impl LlamaGenerator {
                 ctx,
                 cached: Vec::new(),
             }),
+            vocab_table: OnceLock::new(),
+            sha256: OnceLock::new(),
         })
     }
 
@@ -197,6 +211,27 @@ impl LlamaGenerator {
         self.model
             .apply_chat_template(tmpl, &msgs, true)
             .map_err(|e| ModelError::Permanent(format!("chat template: {e}")))
+    }
+
+    fn vocab_table(&self) -> &VocabTable {
+        self.vocab_table.get_or_init(|| {
+            let vocab = self.model.vocab();
+            let n = self.model.n_vocab().max(0) as usize;
+            let mut pieces = Vec::with_capacity(n);
+            let mut eog = Vec::new();
+            for i in 0..n {
+                let t = LlamaToken::new(i as i32);
+                if vocab.is_eog(t) {
+                    eog.push(i);
+                    pieces.push(Vec::new());
+                } else if vocab.is_control(t) {
+                    pieces.push(Vec::new());
+                } else {
+                    pieces.push(vocab.token_to_piece(t, false, None));
+                }
+            }
+            VocabTable { pieces, eog }
+        })
     }
 
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
@@ -296,9 +331,66 @@ impl LlamaGenerator {
         let mut n_out = 0usize;
         let t1 = Instant::now();
         let mut logits_idx = batch.n_tokens() - 1;
+        let mut spans = (!params.spans.is_empty()).then(|| {
+            let c = SpanConstraint::new(&params.spans);
+            // the tokens whose text occurs in the spans: the only ones ever allowed
+            let table = self.vocab_table();
+            const SHORT: usize = 32;
+            let mut short: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+            for sp in &params.spans {
+                let b = sp.as_bytes();
+                for i in 0..b.len() {
+                    for j in i + 1..=(i + SHORT).min(b.len()) {
+                        short.insert(&b[i..j]);
+                    }
+                }
+            }
+            let candidates: Vec<usize> = (0..table.pieces.len())
+                .filter(|&i| {
+                    let p = table.pieces[i].as_slice();
+                    !p.is_empty()
+                        && if p.len() <= SHORT {
+                            short.contains(p)
+                        } else {
+                            c.occurs(p)
+                        }
+                })
+                .collect();
+            (c, candidates, table)
+        });
         while n_out < params.max_tokens {
-            let token = sampler.sample(&session.ctx, logits_idx);
-            sampler.accept(token);
+            let token = match &mut spans {
+                Some((c, candidates, table)) => {
+                    let logits = session.ctx.get_logits_ith(logits_idx);
+                    let end_logit = table
+                        .eog
+                        .iter()
+                        .map(|&t| logits.get(t).copied().unwrap_or(f32::MIN))
+                        .fold(f32::MIN, f32::max);
+                    candidates.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+                    let pick = c.choose(
+                        candidates
+                            .iter()
+                            .map(|&i| (i, logits[i], table.pieces[i].as_slice())),
+                        end_logit,
+                    );
+                    match pick {
+                        Some(i) => {
+                            c.advance(&table.pieces[i]);
+                            LlamaToken::new(i as i32)
+                        }
+                        None => {
+                            finish = FinishReason::Stop;
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    let token = sampler.sample(&session.ctx, logits_idx);
+                    sampler.accept(token);
+                    token
+                }
+            };
             if vocab.is_eog(token) {
                 finish = FinishReason::Stop;
                 break;
@@ -373,6 +465,26 @@ fn new_context(
 impl Generator for LlamaGenerator {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn fingerprint(&self) -> String {
+        self.sha256
+            .get_or_init(|| {
+                // a catalog file of the right size was verified at install: its pinned digest
+                let size = std::fs::metadata(&self.path).map(|m| m.len()).ok();
+                for m in crate::catalog::MODELS {
+                    for f in m.files {
+                        if self.path.ends_with(Path::new(m.name).join(f.name))
+                            && size == Some(f.size)
+                        {
+                            return format!("sha256:{}", f.sha256);
+                        }
+                    }
+                }
+                crate::install::sha256_file(&self.path)
+                    .map_or_else(|_| self.name.clone(), |(h, _)| format!("sha256:{h}"))
+            })
+            .clone()
     }
 
     fn context_length(&self) -> usize {

@@ -67,6 +67,10 @@ impl Generator for RemoteGenerator {
         &self.config.model
     }
 
+    fn fingerprint(&self) -> String {
+        format!("remote:{}#{}", self.config.base_url, self.config.model)
+    }
+
     fn context_length(&self) -> usize {
         self.config.context_length
     }

@@ -1,0 +1,111 @@
+//! Integration tests of the engine that need no model: the conversation store.
+
+use luodi_engine::{AnswerFormat, Evidence, Home, KbConfig, Turn};
+
+fn turn(q: &str, a: &str) -> Turn {
+    Turn {
+        seq: 0,
+        question: q.into(),
+        standalone: q.into(),
+        answer: a.into(),
+        citations: vec![Evidence {
+            n: 1,
+            chunk_id: 7,
+            doc_key: "/docs/员工手册-请假制度.md".into(),
+            title: "青禾科技员工手册：请假制度".into(),
+            heading_path: vec!["年假".into()],
+            location: Default::default(),
+            text: "当年未休的年假可顺延至次年3月31日，逾期作废。".into(),
+            score: 0.9,
+        }],
+        refused: false,
+        choices: Vec::new(),
+        format: AnswerFormat::Plain,
+        confidence: 0.8,
+        ttft_ms: 1200.0,
+        total_ms: 1500.0,
+        model: "qwen".into(),
+        model_fingerprint: "sha256:abc".into(),
+        kb_version: 2,
+        created_at: 1_764_460_800,
+    }
+}
+
+#[test]
+fn conversations_are_stored_listed_reopened_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::open(dir.path()).unwrap();
+    home.create("hb", KbConfig::default()).unwrap();
+    home.create("other", KbConfig::default()).unwrap();
+    // a conversation needs an existing knowledge base
+    assert!(home.conversation_create("nope", "问题").is_err());
+    let a = home
+        .conversation_create("hb", "年假可以顺延到什么时候？")
+        .unwrap();
+    let t1 = home
+        .conversation_add_turn(&a.id, &turn("年假可以顺延到什么时候？", "次年3月31日[1]"))
+        .unwrap();
+    let t2 = home
+        .conversation_add_turn(&a.id, &turn("那病假呢？", "须提供诊断证明[1]"))
+        .unwrap();
+    assert_eq!((t1.seq, t2.seq), (1, 2));
+    let b = home.conversation_create("other", "另一个").unwrap();
+    home.conversation_add_turn(&b.id, &turn("另一个", "答"))
+        .unwrap();
+
+    let all = home.conversations(None, 100, 0).unwrap();
+    assert_eq!(all.len(), 2);
+    let only_hb = home.conversations(Some("hb"), 100, 0).unwrap();
+    assert_eq!(only_hb.len(), 1);
+    assert_eq!(only_hb[0].turns, 2);
+    assert_eq!(only_hb[0].title, "年假可以顺延到什么时候？");
+
+    // reopened whole, by id or by a unique prefix of it
+    let c = home.conversation(&a.id).unwrap().unwrap();
+    assert_eq!(c.turns.len(), 2);
+    assert_eq!(c.turns[1].question, "那病假呢？");
+    assert_eq!(
+        c.turns[0].citations[0].text,
+        "当年未休的年假可顺延至次年3月31日，逾期作废。"
+    );
+    assert_eq!(c.turns[0].model_fingerprint, "sha256:abc");
+    let by_prefix = home.conversation(&a.id[..14]).unwrap().unwrap();
+    assert_eq!(by_prefix.info.id, a.id);
+    assert!(home.conversation("ffffffffffffffffffff").unwrap().is_none());
+
+    // persisted: a new process sees the same
+    drop(home);
+    let home = Home::open(dir.path()).unwrap();
+    assert_eq!(home.conversation(&a.id).unwrap().unwrap(), c);
+
+    assert!(home.conversation_delete(&a.id).unwrap());
+    assert!(!home.conversation_delete(&a.id).unwrap());
+    assert!(home.conversation(&a.id).unwrap().is_none());
+    // deleting a knowledge base deletes its conversations
+    home.delete("other").unwrap();
+    assert!(home.conversation(&b.id).unwrap().is_none());
+    assert!(home.conversations(None, 100, 0).unwrap().is_empty());
+}
+
+#[test]
+fn a_registry_of_the_first_release_gains_conversations_and_keeps_its_kbs() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("luodi.sqlite")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE kbs(name TEXT PRIMARY KEY, created_at INTEGER NOT NULL, config TEXT NOT NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let cfg = serde_json::to_string(&KbConfig::default()).unwrap();
+        conn.execute(
+            "INSERT INTO kbs(name, created_at, config) VALUES('old', 1, ?1)",
+            [cfg],
+        )
+        .unwrap();
+    }
+    let home = Home::open(dir.path()).unwrap();
+    assert_eq!(home.list().unwrap()[0].name, "old");
+    let c = home.conversation_create("old", "问").unwrap();
+    assert_eq!(home.conversations(Some("old"), 10, 0).unwrap()[0].id, c.id);
+}
