@@ -1382,7 +1382,7 @@ mod tests {
         let u = "面积：约0.3平方公里，位于城东。";
         let j = u.find("0.3").unwrap();
         assert_eq!(
-            quote_around(u, j, j + 3, 50),
+            quote_around(u, j, j + 3, 40, 50),
             "面积：约0.3平方公里，位于城东。"
         );
     }
