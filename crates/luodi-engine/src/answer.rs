@@ -871,8 +871,10 @@ pub fn asks_for_description(question: &str) -> bool {
         "how do",
         "describe",
     ];
+    // the lists are folded as the question is (繁→简 folding writes 么 as 幺)
     let q = fold_for_search(question);
-    !FACT.iter().any(|w| q.contains(w)) && DESCRIPTION.iter().any(|w| q.contains(w))
+    let has = |w: &&str| q.contains(&fold_for_search(w));
+    !FACT.iter().any(has) && DESCRIPTION.iter().any(has)
 }
 
 /// The sentence of `text` holding bytes `start..end` (the span a model chose) when it is at
@@ -1035,9 +1037,12 @@ impl Kb {
             .term_idfs(text)?
             .into_iter()
             .filter(|(t, _, df)| {
+                static FOLDED: OnceLock<Vec<String>> = OnceLock::new();
+                let question_words =
+                    FOLDED.get_or_init(|| QUESTION_WORDS.iter().map(|w| fold_for_search(w)).collect());
                 let mut c = t.chars();
                 let two_han = matches!((c.next(), c.next(), c.next()), (Some(a), Some(b), None) if luodi_text::is_han(a) && luodi_text::is_han(b));
-                let question_word = QUESTION_WORDS.contains(&t.as_str());
+                let question_word = question_words.iter().any(|w| w == t);
                 let absent_bigram = two_han && *df == 0;
                 !question_word && !absent_bigram
             })

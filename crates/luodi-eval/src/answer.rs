@@ -48,6 +48,9 @@ pub struct AnswerEval {
     pub per_query: Option<PathBuf>,
     /// A line on stderr every few questions.
     pub progress: bool,
+    /// Ask every question on its own: no conversation history, no date (the baseline that
+    /// follow-up handling and time awareness are measured against).
+    pub ignore_context: bool,
 }
 
 /// The metrics, as printed. Metrics that need the model are `None` with `--evidence-only`.
@@ -442,11 +445,20 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
     for (qi, q) in questions.iter().enumerate() {
         let golds = &answers[&q.id];
         let mut opts = ev.ask.clone();
+        // a conversation's earlier turns, and the date a time-sensitive question is asked on
+        let history = if ev.ignore_context {
+            Vec::new()
+        } else {
+            history_of(&q.row)
+        };
+        opts.as_of_year = field(&q.row, "date")
+            .filter(|_| !ev.ignore_context)
+            .and_then(|d| luodi_engine::context::years_in(&d).first().copied());
         let mut answerable_refused = None;
         let mut answerable_signals = None;
         if let Some(c) = &corpus {
             // the same question with its gold passages present: would it be refused?
-            let p = kb.prepare_in(&q.text, &history_of(&q.row), embed_ref, &opts)?;
+            let p = kb.prepare_in(&q.text, &history, embed_ref, &opts)?;
             answerable_refused = Some(p.refuse);
             answerable_signals = Some(p.signals);
             if p.refuse {
@@ -458,10 +470,6 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
                 .map(|d| doc_key(d))
                 .collect();
         }
-        // a conversation's earlier turns, and the date a time-sensitive question is asked on
-        let history = history_of(&q.row);
-        opts.as_of_year = field(&q.row, "date")
-            .and_then(|d| luodi_engine::context::years_in(&d).first().copied());
         let t0 = Instant::now();
         let prepared = kb.prepare_in(&q.text, &history, embed_ref, &opts)?;
         retrieval.push(prepared.retrieval_ms);

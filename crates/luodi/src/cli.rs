@@ -278,6 +278,10 @@ pub struct AnswerArgs {
     /// Write one JSON line per question (answer, gold, evidence, signals).
     #[arg(long)]
     pub per_query: Option<PathBuf>,
+    /// Ask every question on its own, without its conversation history or date (the
+    /// baseline for follow-ups and time-sensitive questions).
+    #[arg(long)]
+    pub ignore_context: bool,
 }
 
 pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -753,6 +757,7 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
         config: KbConfig::default(),
         per_query: a.per_query,
         progress: !quiet,
+        ignore_context: a.ignore_context,
     };
     let r = luodi_eval::answer::run(&ev)?;
     let mut out = std::io::stdout().lock();
