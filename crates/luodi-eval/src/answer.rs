@@ -71,6 +71,9 @@ pub struct AnswerReport {
     pub f1: Option<f64>,
     /// Share of given (not refused) answers that cite a gold passage.
     pub citation_precision: Option<f64>,
+    /// Share of given answers whose cited passage holds a gold answer (a copy of a gold
+    /// page under another id counts here, not in `citation_precision`).
+    pub citation_support: Option<f64>,
     pub refusal_rate: f64,
     /// Refusals of answerable questions (with `--unanswerable`: the refusals decided before
     /// generation when the gold passages are present).
@@ -439,6 +442,7 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
     let n = questions.len();
     let (mut correct, mut f1_sum, mut refused, mut answered, mut cited_gold) =
         (0usize, 0.0f64, 0usize, 0usize, 0usize);
+    let mut cited_support = 0usize;
     let (mut false_refused, mut evidence_hits, mut evidence_chars) = (0usize, 0usize, 0usize);
     let (mut answer_chars, mut prompt_tokens) = (0usize, 0usize);
     let (mut ttft, mut latency, mut retrieval) = (Vec::new(), Vec::new(), Vec::new());
@@ -517,6 +521,16 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
                             .contains_key(c.doc_key.strip_prefix("corpus#").unwrap_or(&c.doc_key))
                     }) {
                         cited_gold += 1;
+                    }
+                    let cited: Vec<(u64, f32)> =
+                        answer.citations.iter().map(|c| (c.chunk_id, 0.0)).collect();
+                    if kb
+                        .store
+                        .fetch(&cited)?
+                        .iter()
+                        .any(|h| evidence_holds(&h.chunk.text, golds))
+                    {
+                        cited_support += 1;
                     }
                     // an unanswerable question is answered right only by a refusal
                     if ok && !ev.unanswerable {
@@ -599,6 +613,11 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
             0.0
         } else {
             cited_gold as f64 / answered as f64
+        }),
+        citation_support: model_metric(if answered == 0 {
+            0.0
+        } else {
+            cited_support as f64 / answered as f64
         }),
         refusal_rate: refused as f64 / nf,
         false_refusal_rate: if ev.unanswerable {

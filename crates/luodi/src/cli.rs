@@ -782,11 +782,12 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
     )?;
     writeln!(
         out,
-        "  questions {}  accuracy {}  F1 {}  citation precision {}",
+        "  questions {}  accuracy {}  F1 {}  citation precision {} (cited passage holds the answer: {})",
         r.questions,
         opt(r.accuracy, 4),
         opt(r.f1, 4),
-        opt(r.citation_precision, 4)
+        opt(r.citation_precision, 4),
+        opt(r.citation_support, 4)
     )?;
     writeln!(
         out,
