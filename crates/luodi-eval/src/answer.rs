@@ -554,6 +554,7 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
                     .map(|c| c.doc_key.clone())
                     .collect::<Vec<_>>());
                 line["prompt_tokens"] = serde_json::json!(answer.prompt_tokens);
+                line["span_prob"] = serde_json::json!(answer.span_prob);
                 line["ttft_ms"] = serde_json::json!(answer.ttft_ms);
                 line["total_ms"] = serde_json::json!(answer.total_ms);
             }

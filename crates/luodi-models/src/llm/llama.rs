@@ -358,6 +358,7 @@ impl LlamaGenerator {
                 .collect();
             (c, candidates, table)
         });
+        let (mut span_logprob_sum, mut span_tokens) = (0.0f32, 0usize);
         while n_out < params.max_tokens {
             let token = match &mut spans {
                 Some((c, candidates, table)) => {
@@ -376,6 +377,11 @@ impl LlamaGenerator {
                     );
                     match pick {
                         Some(i) => {
+                            // log-softmax of the chosen token over the whole vocabulary
+                            let max = logits.iter().copied().fold(f32::MIN, f32::max);
+                            let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+                            span_logprob_sum += logits[i] - max - sum.ln();
+                            span_tokens += 1;
                             c.advance(&table.pieces[i]);
                             LlamaToken::new(i as i32)
                         }
@@ -442,6 +448,7 @@ impl LlamaGenerator {
             completion_tokens: n_out,
             prompt_ms,
             decode_ms,
+            span_logprob: (span_tokens > 0).then(|| span_logprob_sum / span_tokens as f32),
         })
     }
 }

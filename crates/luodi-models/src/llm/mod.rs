@@ -105,6 +105,11 @@ pub struct Generation {
     pub prompt_ms: f64,
     /// Time spent generating after the first token (ms).
     pub decode_ms: f64,
+    /// Constrained (span) decoding only: the mean log-probability, under the model's whole
+    /// distribution, of the tokens the constraint let it choose. Low when the model wanted to
+    /// say something the spans do not hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_logprob: Option<f32>,
 }
 
 impl Generation {
