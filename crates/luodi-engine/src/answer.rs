@@ -222,6 +222,9 @@ pub struct Answer {
     pub span_prob: Option<f32>,
     pub signals: Signals,
     pub prompt_tokens: usize,
+    /// Prompt tokens the model did not read again (its cache held them: the fixed prefix,
+    /// earlier turns).
+    pub cached_tokens: usize,
     pub completion_tokens: usize,
     /// From the question to the first token of the answer (retrieval included).
     pub ttft_ms: f64,
@@ -1226,6 +1229,7 @@ impl Kb {
             span_prob: None,
             signals: p.signals,
             prompt_tokens: 0,
+            cached_tokens: 0,
             completion_tokens: 0,
             ttft_ms: 0.0,
             total_ms: 0.0,
@@ -1283,6 +1287,7 @@ impl Kb {
             })
             .map_err(|e| Error::internal("generation", e))?;
         answer.prompt_tokens = gen.prompt_tokens;
+        answer.cached_tokens = gen.cached_tokens;
         answer.completion_tokens = gen.completion_tokens;
         answer.span_prob = gen.span_logprob.map(f32::exp);
         let raw = gen.text.trim();

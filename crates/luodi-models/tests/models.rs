@@ -32,6 +32,7 @@ fn llm() -> &'static LlamaGenerator {
                 n_ctx: 2048,
                 threads: 2,
                 n_batch: 512,
+                prompt_cache: None,
             },
         )
         .expect("GGUF loads")
@@ -468,4 +469,54 @@ fn remote_endpoint_streams_through_the_same_trait() {
         )
         .unwrap_err()
         .is_transient());
+}
+
+#[test]
+fn llm_prompt_cache_file_carries_the_prefix_to_a_new_generator_and_survives_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prefix.kv");
+    let p = install::require(&models_dir(), QWEN_05B, QWEN_05B_GGUF).expect("LLM installed");
+    let load = || {
+        LlamaGenerator::load(
+            &p,
+            LlamaConfig {
+                n_ctx: 1024,
+                threads: 2,
+                n_batch: 512,
+                prompt_cache: Some(file.clone()),
+            },
+        )
+        .expect("GGUF loads")
+    };
+    let system = ChatMessage::system(
+        "你是青禾科技的知识库助手，只根据资料回答，答案简短直接。资料中没有答案时回答：知识库中没有找到相关内容。",
+    );
+    let params = GenParams {
+        max_tokens: 8,
+        ..GenParams::default()
+    };
+    let ask = |g: &LlamaGenerator, q: &str| {
+        g.chat(
+            &[system.clone(), ChatMessage::user(q)],
+            &params,
+            &mut |_| true,
+        )
+        .unwrap()
+    };
+    // the first process reads everything and leaves the state behind
+    let first = ask(&load(), "年假有几天？");
+    assert_eq!(first.cached_tokens, 0);
+    assert!(file.is_file());
+    // a new process (a new generator) reads only what differs from it
+    let second = ask(&load(), "病假要交什么证明？");
+    assert!(
+        second.cached_tokens >= 20,
+        "the system prompt came from the file: {second:?}"
+    );
+    assert!(second.cached_tokens < second.prompt_tokens);
+    // a corrupt file is not trusted: the answer still comes, reading the whole prompt
+    std::fs::write(&file, b"not a llama state").unwrap();
+    let third = ask(&load(), "事假每次最多几天？");
+    assert_eq!(third.cached_tokens, 0);
+    assert!(!third.text.is_empty());
 }

@@ -141,12 +141,13 @@ pub fn ask(home: &std::path::Path, a: AskArgs) -> Result<ExitCode> {
         writeln!(out, "    {}", e.text)?;
     }
     eprintln!(
-        "({} · confidence {:.2} · first token {:.1} s · {:.1} s · {} prompt tokens)",
+        "({} · confidence {:.2} · first token {:.1} s · {:.1} s · {} prompt tokens, {} cached)",
         answer.model,
         answer.confidence,
         answer.ttft_ms / 1000.0,
         answer.total_ms / 1000.0,
-        answer.prompt_tokens
+        answer.prompt_tokens,
+        answer.cached_tokens
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -578,6 +578,7 @@ pub fn bench_llm(a: LlmBench, quiet: bool) -> Result<ExitCode> {
             n_ctx: 4096,
             threads: a.threads,
             n_batch: 512,
+            prompt_cache: None,
         },
     )?;
     let load_s = t0.elapsed().as_secs_f64();

@@ -47,6 +47,10 @@ pub struct LlamaConfig {
     pub threads: usize,
     /// Tokens evaluated per prompt batch.
     pub n_batch: u32,
+    /// A file keeping the KV cache between processes: a fresh process starts from it, so a
+    /// fixed prompt prefix (system prompt, worked examples) is read once per machine, not
+    /// once per `luodi ask`. `None`: no file.
+    pub prompt_cache: Option<PathBuf>,
 }
 
 impl Default for LlamaConfig {
@@ -55,6 +59,7 @@ impl Default for LlamaConfig {
             n_ctx: 4096,
             threads: default_threads(),
             n_batch: 512,
+            prompt_cache: None,
         }
     }
 }
@@ -72,6 +77,10 @@ struct Session {
     ctx: LlamaContext<'static>,
     /// Tokens whose keys and values are in the cache, in order (sequence 0).
     cached: Vec<LlamaToken>,
+    /// The prompt cache file was read (or tried) in this process.
+    cache_file_tried: bool,
+    /// Tokens the prompt cache file held when read (0: none).
+    cache_file_tokens: usize,
 }
 
 impl Session {
@@ -172,6 +181,8 @@ impl LlamaGenerator {
             session: Mutex::new(Session {
                 ctx,
                 cached: Vec::new(),
+                cache_file_tried: false,
+                cache_file_tokens: 0,
             }),
             vocab_table: OnceLock::new(),
             sha256: OnceLock::new(),
@@ -211,6 +222,54 @@ impl LlamaGenerator {
         self.model
             .apply_chat_template(tmpl, &msgs, true)
             .map_err(|e| ModelError::Permanent(format!("chat template: {e}")))
+    }
+
+    /// In a fresh context, the KV state of the prompt cache file (if any); a file that does
+    /// not load (another model or context size, truncated) is removed.
+    fn load_prompt_cache(&self, session: &mut Session) {
+        if session.cache_file_tried || !session.cached.is_empty() {
+            return;
+        }
+        session.cache_file_tried = true;
+        let Some(path) = &self.config.prompt_cache else {
+            return;
+        };
+        if !path.is_file() {
+            return;
+        }
+        match session
+            .ctx
+            .state_load_file(path, self.config.n_ctx as usize)
+        {
+            Ok(tokens) => {
+                session.cache_file_tokens = tokens.len();
+                session.cached = tokens;
+            }
+            Err(_) => {
+                session.ctx.clear_kv_cache();
+                session.cached.clear();
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Writes the KV state to the prompt cache file (to a temporary file renamed over it, so
+    /// a reader never sees half of one). Failures only cost speed, so they are ignored.
+    fn save_prompt_cache(&self, session: &mut Session) {
+        let Some(path) = &self.config.prompt_cache else {
+            return;
+        };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if session.ctx.state_save_file(&tmp, &session.cached).is_ok() {
+            if std::fs::rename(&tmp, path).is_ok() {
+                session.cache_file_tokens = session.cached.len();
+            }
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 
     fn vocab_table(&self) -> &VocabTable {
@@ -275,6 +334,7 @@ impl LlamaGenerator {
         let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let session = &mut *guard;
         let t0 = Instant::now();
+        self.load_prompt_cache(session);
 
         // reuse the cached prefix; at least the last prompt token is evaluated for its logits
         let common = session
@@ -314,6 +374,11 @@ impl LlamaGenerator {
             pos = end;
         }
         let prompt_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        // a file that held little of this prompt (none yet, or another prefix) is replaced
+        // by this one's state
+        if start < 32 && session.cache_file_tokens < 32 {
+            self.save_prompt_cache(session);
+        }
 
         let mut sampler = if params.temperature <= 0.0 {
             LlamaSampler::greedy()

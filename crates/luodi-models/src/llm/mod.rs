@@ -358,12 +358,21 @@ pub fn open_generator(
         )));
     }
     let path = resolve_gguf(spec)?;
+    // the prompt cache of this model file and context size, beside the models
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "gguf".into(), |s| s.to_string_lossy().into_owned());
+    let prompt_cache = crate::models_dir()
+        .join("prompt-cache")
+        .join(format!("{stem}-{size}-{n_ctx}.kv"));
     Ok(Box::new(llama::LlamaGenerator::load(
         &path,
         llama::LlamaConfig {
             n_ctx,
             threads,
             n_batch: 512,
+            prompt_cache: Some(prompt_cache),
         },
     )?))
 }
