@@ -97,7 +97,7 @@ pub(crate) fn now_secs() -> i64 {
 }
 
 /// A new conversation id: time-ordered (milliseconds) with random bits, 20 hex digits.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -329,6 +329,24 @@ impl Home {
         opts: &AskOptions,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<(Answer, Turn)> {
+        self.ask_turn(kb, id, question, &[], generator, embed, opts, on_text)
+    }
+
+    /// [`Home::ask_in_conversation`] where the conversation may have begun elsewhere: `prior`
+    /// turns (a client that sends the whole history, as OpenAI's API does) stand in for the
+    /// stored ones while the conversation has none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ask_turn(
+        &self,
+        kb: &Kb,
+        id: &str,
+        question: &str,
+        prior: &[PastTurn],
+        generator: &dyn Generator,
+        embed: Option<(&dyn Embedder, &EmbedCache)>,
+        opts: &AskOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<(Answer, Turn)> {
         let started = Instant::now();
         let conv = self
             .conversation(id)?
@@ -350,6 +368,11 @@ impl Home {
                 answer: t.answer.clone(),
             })
             .collect();
+        let history = if history.is_empty() && conv.turns.is_empty() {
+            prior.to_vec()
+        } else {
+            history
+        };
         let mut opts = opts.clone();
         let mut asked = question.to_owned();
         let mut chosen = None;

@@ -19,6 +19,7 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     );
 ",
     crate::conversation::MIGRATION,
+    crate::access::MIGRATION,
 ];
 
 /// Settings fixed when a knowledge base is created.
@@ -136,6 +137,12 @@ impl Home {
         self.root.join("kb").join(name)
     }
 
+    /// Where documents uploaded to `name` through the API are kept (they are ingested from
+    /// there, so the knowledge base can be rebuilt from its own files).
+    pub fn files_dir(&self, name: &str) -> PathBuf {
+        self.root.join("files").join(name)
+    }
+
     pub(crate) fn registry(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.registry
             .lock()
@@ -232,11 +239,15 @@ impl Home {
                 .map_err(sql("registry"))?;
             tx.execute("DELETE FROM kbs WHERE name = ?1", [name])
                 .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM feedback WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
+            Home::forget_kb_scopes(&tx, name)?;
             tx.commit().map_err(sql("registry"))?;
         }
-        let dir = self.kb_dir(name);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        for dir in [self.kb_dir(name), self.files_dir(name)] {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
         }
         Ok(())
     }

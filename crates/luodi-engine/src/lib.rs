@@ -6,6 +6,7 @@
 //! pipeline (retrieval fusion, evidence selection, grounded generation) grows here too; the
 //! server and the CLI only translate their inputs into calls on this crate.
 
+pub mod access;
 pub mod answer;
 pub mod backup;
 pub mod context;
@@ -14,6 +15,7 @@ pub mod home;
 pub mod ingest;
 pub mod retrieve;
 
+pub use access::{AuditEntry, Feedback, Job, KeyInfo, KeyRejection, NewKey, Scope};
 pub use answer::{Answer, AnswerFormat, AskOptions, Choice, Evidence, Prepared, Signals};
 pub use context::PastTurn;
 pub use conversation::{Conversation, ConversationInfo, Turn};

@@ -66,6 +66,11 @@ pub enum Command {
     /// List, show and delete stored conversations.
     #[command(subcommand)]
     Conversations(crate::chat_cmd::ConversationsCmd),
+    /// The HTTP service: OpenAI-compatible API, admin API with scoped keys, web page.
+    Serve(crate::serve_cmd::ServeArgs),
+    /// API keys of the service: create (scoped to knowledge bases), list, revoke, audit log.
+    #[command(subcommand)]
+    Keys(crate::serve_cmd::KeysCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -368,6 +373,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ask(a) => crate::ask_cmd::ask(&cli.home, a),
         Command::Chat(a) => crate::chat_cmd::chat(&cli.home, a),
         Command::Conversations(c) => crate::chat_cmd::conversations(&cli.home, c),
+        Command::Serve(a) => crate::serve_cmd::serve(&cli.home, a),
+        Command::Keys(k) => crate::serve_cmd::keys(&cli.home, k),
     }
 }
 

@@ -10,6 +10,7 @@ mod chat_cmd;
 mod cli;
 mod models_cmd;
 mod progress;
+mod serve_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,8 +19,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    let serving = matches!(args.command, cli::Command::Serve(_));
     let filter = if args.verbose {
-        "luodi=debug,info"
+        "luodi=debug,luodi_server=debug,info"
+    } else if serving {
+        // the service logs each request (route, status, time, key id; never content)
+        "luodi_server=info,warn"
     } else {
         "warn"
     };

@@ -1,0 +1,290 @@
+// luodi web page: plain JavaScript against the same API as every other client.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let key = localStorage.getItem("luodi-key") || "";
+let me = null;
+let conversation = null;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({ Authorization: "Bearer " + key }, opts.headers || {});
+  if (opts.json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(opts.json);
+  }
+  const r = await fetch(path, Object.assign({}, opts, { headers }));
+  if (r.status === 401) { showLogin("密钥无效或已过期"); throw new Error("unauthorized"); }
+  if (!r.ok) {
+    let msg = r.status + "";
+    try { msg = (await r.json()).error.message; } catch (_) {}
+    throw new Error(msg);
+  }
+  return r.status === 204 ? null : r.json();
+}
+
+function showLogin(error) {
+  $("login").hidden = false;
+  for (const v of document.querySelectorAll(".view")) v.hidden = true;
+  $("login-error").textContent = error || "";
+}
+
+function show(view) {
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
+  for (const b of document.querySelectorAll("header nav button")) b.classList.toggle("on", b.dataset.view === view);
+  if (view === "docs") loadDocs();
+  if (view === "admin") loadAdmin();
+}
+
+async function start() {
+  if (!key) return showLogin();
+  try { me = await api("/v1/me"); } catch (e) { return; }
+  $("login").hidden = true;
+  $("who").textContent = me.name + (me.admin ? "（管理员）" : "");
+  $("admin-tab").hidden = !me.admin;
+  await loadKbs();
+  show("ask");
+  loadConversations();
+}
+
+async function loadKbs() {
+  const kbs = (await api("/v1/kbs")).data;
+  const sel = $("kb");
+  const keep = sel.value || localStorage.getItem("luodi-kb");
+  sel.replaceChildren(...kbs.map((k) => el("option", { value: k.name }, k.name)));
+  if (keep && kbs.some((k) => k.name === keep)) sel.value = keep;
+}
+
+function kb() { return $("kb").value; }
+
+async function loadConversations() {
+  if (!kb()) return;
+  const list = (await api("/v1/conversations?kb=" + encodeURIComponent(kb()) + "&limit=50")).data;
+  $("convs").replaceChildren(...list.map((c) => {
+    const li = el("li", { title: c.title, onclick: () => openConversation(c.id) }, c.title);
+    if (conversation === c.id) li.classList.add("on");
+    return li;
+  }));
+}
+
+async function openConversation(id) {
+  const c = await api("/v1/conversations/" + id);
+  conversation = c.info.id;
+  $("turns").replaceChildren();
+  for (const t of c.turns) {
+    const box = turnBox(t.question);
+    box.answer.textContent = t.answer;
+    box.answer.classList.toggle("refused", t.refused);
+    finishTurn(box, t.citations, t.seq, t.refused ? [] : null);
+  }
+  loadConversations();
+}
+
+function turnBox(question) {
+  const answer = el("div", { class: "a" });
+  const cites = el("div", { class: "cites" });
+  const rate = el("div", { class: "rate" });
+  const box = el("div", { class: "turn" }, el("div", { class: "q" }, question), answer, cites, rate);
+  $("turns").append(box);
+  box.scrollIntoView({ block: "end" });
+  return { box, answer, cites, rate };
+}
+
+function place(e) {
+  let p = e.title;
+  for (const h of e.heading_path || []) if (h !== e.title) p += " › " + h;
+  return p;
+}
+
+function openSource(e) {
+  $("source").hidden = false;
+  $("source-title").textContent = "[" + e.n + "] " + place(e);
+  $("source-where").textContent = e.doc_key;
+  $("source-text").textContent = e.text;
+}
+
+function finishTurn(box, citations, seq, evidence) {
+  const shown = citations && citations.length ? citations : evidence || [];
+  if (shown.length) box.cites.append(el("div", { class: "muted" }, citations && citations.length ? "来源：" : "最接近的段落："));
+  for (const e of shown) {
+    box.cites.append(el("a", { class: "cite", onclick: () => openSource(e) }, "[" + e.n + "] " + place(e)));
+  }
+  const send = async (body, note) => {
+    await api("/v1/feedback", { method: "POST", json: Object.assign({ conversation_id: conversation, turn: seq }, body) });
+    box.rate.replaceChildren(el("span", { class: "done" }, note));
+  };
+  const correction = el("input", { placeholder: "正确答案（可选）", class: "correction" });
+  box.rate.append(
+    el("button", { class: "up", title: "有帮助", onclick: () => send({ rating: "up" }, "谢谢反馈 👍") }, "👍"),
+    el("button", { class: "down", title: "没帮助", onclick: () => send({ rating: "down", correction: correction.value }, "已记录，谢谢 👎") }, "👎"),
+    correction,
+  );
+}
+
+async function ask(ev) {
+  ev.preventDefault();
+  const question = $("question").value.trim();
+  if (!question || !kb()) return;
+  $("question").value = "";
+  $("ask-button").disabled = true;
+  const box = turnBox(question);
+  box.answer.textContent = "…";
+  try {
+    const body = { model: "kb:" + kb(), messages: [{ role: "user", content: question }], stream: true, format: $("format").value };
+    if (conversation) body.conversation_id = conversation;
+    const r = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + key, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!r.ok) {
+      let msg = r.status + "";
+      try { msg = (await r.json()).error.message; } catch (_) {}
+      throw new Error(msg);
+    }
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "", text = "", last = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const event = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        for (const line of event.split("\n")) {
+          if (!line.startsWith("data:")) continue;
+          const data = line.slice(5).trim();
+          if (data === "[DONE]") continue;
+          const chunk = JSON.parse(data);
+          if (chunk.error) throw new Error(chunk.error.message);
+          const delta = chunk.choices[0].delta.content;
+          if (delta) { text += delta; box.answer.textContent = text; }
+          if (chunk.luodi) last = chunk;
+        }
+      }
+    }
+    if (last) {
+      const l = last.luodi;
+      if (l.answer) box.answer.textContent = l.answer;
+      box.answer.classList.toggle("refused", l.refused);
+      conversation = l.conversation_id;
+      finishTurn(box, last.citations, l.turn, l.evidence);
+      loadConversations();
+    }
+  } catch (e) {
+    box.answer.textContent = "出错了：" + e.message;
+    box.answer.classList.add("refused");
+  } finally {
+    $("ask-button").disabled = false;
+  }
+}
+
+async function loadDocs() {
+  if (!kb()) return;
+  const docs = (await api("/v1/kbs/" + encodeURIComponent(kb()) + "/documents")).data;
+  $("doc-list").replaceChildren(...docs.map((d) => el("tr", {},
+    el("td", {}, d.name),
+    el("td", {}, (d.size / 1024).toFixed(1) + " KB"),
+    el("td", {}, el("button", { onclick: async () => {
+      if (!confirm("删除 " + d.name + "?")) return;
+      await api("/v1/kbs/" + encodeURIComponent(kb()) + "/documents?source=" + encodeURIComponent(d.source), { method: "DELETE" });
+      loadDocs();
+    } }, "删除")))));
+}
+
+function upload(ev) {
+  ev.preventDefault();
+  const files = $("files").files;
+  if (!files.length) return;
+  const form = new FormData();
+  for (const f of files) form.append("file", f, f.name);
+  const xhr = new XMLHttpRequest();
+  const bar = $("upload-progress");
+  bar.hidden = false;
+  xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = (100 * e.loaded) / e.total; };
+  xhr.onload = () => {
+    if (xhr.status !== 202) {
+      let msg = xhr.status + "";
+      try { msg = JSON.parse(xhr.responseText).error.message; } catch (_) {}
+      $("upload-status").textContent = "上传失败：" + msg;
+      return;
+    }
+    pollJob(JSON.parse(xhr.responseText).id);
+  };
+  xhr.open("POST", "/v1/kbs/" + encodeURIComponent(kb()) + "/documents");
+  xhr.setRequestHeader("Authorization", "Bearer " + key);
+  xhr.send(form);
+}
+
+async function pollJob(id) {
+  const j = await api("/v1/jobs/" + id);
+  const bar = $("upload-progress");
+  $("upload-status").textContent = { queued: "排队中", running: "处理中", done: "完成", failed: "失败：" + j.error }[j.state] + (j.files_total ? ` ${j.files_done}/${j.files_total}` : "");
+  if (j.files_total) bar.value = (100 * j.files_done) / j.files_total;
+  if (j.state === "queued" || j.state === "running") setTimeout(() => pollJob(id), 500);
+  else loadDocs();
+}
+
+async function loadAdmin() {
+  const kbs = (await api("/v1/kbs")).data;
+  $("kb-list").replaceChildren(...kbs.map((k) => el("tr", {},
+    el("td", {}, k.name),
+    el("td", {}, k.stats.documents + " 文档 · " + k.stats.chunks + " 段"),
+    el("td", {}, el("button", { onclick: async () => {
+      if (!confirm("删除知识库 " + k.name + "？")) return;
+      await api("/v1/kbs/" + encodeURIComponent(k.name), { method: "DELETE" });
+      loadAdmin(); loadKbs();
+    } }, "删除")))));
+  const keys = (await api("/v1/keys")).data;
+  $("key-list").replaceChildren(...keys.map((k) => el("tr", {},
+    el("td", {}, k.id), el("td", {}, k.name),
+    el("td", {}, k.admin ? "管理员" : k.scopes.map((s) => s.kb + (s.write ? "（可写）" : "")).join("、")),
+    el("td", {}, k.revoked_at ? "已吊销" : el("button", { onclick: async () => {
+      await api("/v1/keys/" + k.id, { method: "DELETE" }); loadAdmin();
+    } }, "吊销")))));
+}
+
+$("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  key = $("key").value.trim();
+  localStorage.setItem("luodi-key", key);
+  start();
+});
+for (const b of document.querySelectorAll("header nav button")) b.addEventListener("click", () => show(b.dataset.view));
+$("kb").addEventListener("change", () => {
+  localStorage.setItem("luodi-kb", kb());
+  conversation = null;
+  $("turns").replaceChildren();
+  loadConversations();
+  if (!$("docs").hidden) loadDocs();
+});
+$("new-conv").addEventListener("click", () => { conversation = null; $("turns").replaceChildren(); loadConversations(); });
+$("ask-form").addEventListener("submit", ask);
+$("question").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask-form").requestSubmit(); } });
+$("source-close").addEventListener("click", () => { $("source").hidden = true; });
+$("upload-form").addEventListener("submit", upload);
+$("kb-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  await api("/v1/kbs", { method: "POST", json: { name: $("kb-name").value.trim() } });
+  $("kb-name").value = ""; loadAdmin(); loadKbs();
+});
+$("key-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const scopes = $("key-kbs").value.split(/[,，]/).map((s) => s.trim()).filter(Boolean).map((kb) => ({ kb, write: $("key-write").checked }));
+  const k = await api("/v1/keys", { method: "POST", json: { name: $("key-name").value.trim(), scopes } });
+  $("key-secret").hidden = false;
+  $("key-secret").textContent = "新密钥（只显示这一次）：" + k.secret;
+  loadAdmin();
+});
+start();
