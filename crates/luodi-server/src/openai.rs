@@ -223,12 +223,10 @@ pub async fn chat_completions(
                     .conversation(id)?
                     .filter(|c| c.info.kb == name && key.can_read(&c.info.kb))
                     .ok_or_else(|| ApiError::not_found(format!("conversation {id:?} not found")))?;
-                c.info.id
+                Some(c.info.id)
             }
-            None => {
-                let title: String = question.chars().take(80).collect();
-                st.home.conversation_create(name, &title)?.id
-            }
+            // made when the model takes the question, so a refused request leaves none
+            None => None,
         };
         let d = AskOptions::default();
         let opts = AskOptions {
@@ -248,6 +246,19 @@ pub async fn chat_completions(
                         "the model is not available: {why}"
                     ))));
                     return;
+                }
+            };
+            let conversation = match conversation {
+                Some(id) => id,
+                None => {
+                    let title: String = question.chars().take(80).collect();
+                    match st2.home.conversation_create(kb.name(), &title) {
+                        Ok(c) => c.id,
+                        Err(e) => {
+                            let _ = tx.send(ChatEvent::Failed(e.into()));
+                            return;
+                        }
+                    }
                 }
             };
             st2.metrics.generating.set(1);

@@ -65,17 +65,17 @@ impl GenQueue {
         let mut g = self.lock();
         let retry_after =
             |g: &Inner| ((g.avg_ms * (g.waiting + g.running) as f64 / 1000.0).ceil() as u64).max(1);
-        if g.closed || g.waiting >= self.capacity {
-            return Err(Full {
-                retry_after: retry_after(&g),
-                per_key: false,
-            });
-        }
         let mine = g.queues.get(key).map_or(0, VecDeque::len);
         if mine >= self.per_key {
             return Err(Full {
                 retry_after: retry_after(&g),
                 per_key: true,
+            });
+        }
+        if g.closed || g.waiting >= self.capacity {
+            return Err(Full {
+                retry_after: retry_after(&g),
+                per_key: false,
             });
         }
         let position = g.waiting;

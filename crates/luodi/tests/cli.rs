@@ -898,3 +898,114 @@ fn bench_conversations_prints_its_numbers() {
         assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
     }
 }
+
+/// A started `luodi serve`: its address and admin key, read from what it prints.
+struct Serving {
+    child: std::process::Child,
+    url: String,
+    admin: String,
+}
+
+impl Serving {
+    fn start(e: &Env, extra: &[&str]) -> Serving {
+        use std::io::BufRead;
+        let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--threads", "1"];
+        args.extend_from_slice(extra);
+        let mut child = e
+            .cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut admin = String::new();
+        let url = loop {
+            let line = lines.next().expect("serve printed its address").unwrap();
+            if let Some(k) = line.split_whitespace().find(|w| w.starts_with("ld-")) {
+                admin = k.to_owned();
+            }
+            if let Some(rest) = line.split("serving ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        assert!(!admin.is_empty(), "the first start prints an admin key");
+        Serving { child, url, admin }
+    }
+
+    /// SIGTERM: a graceful stop, which exits 0.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    }
+}
+
+#[test]
+fn openai_sdk_works_unchanged_against_luodi_serve() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "handbook"]);
+    e.ingest("handbook", &[]);
+    let s = Serving::start(&e, &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/openai_sdk.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .env("LUODI_URL", &s.url)
+        .env("LUODI_KEY", &s.admin)
+        .output()
+        .expect("python3 runs (scripts/test.sh installs the openai package)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the openai SDK test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(seen["embedding_dim"], 384, "{seen}");
+    // every request of the SDK is in the audit log, with the knowledge base it used
+    let log = e.ok(&["keys", "audit", "--limit", "100"]);
+    assert!(log.contains("/v1/chat/completions\thandbook\t200"), "{log}");
+    s.stop();
+    // the conversations the SDK made are kept
+    let convs = e.ok(&["conversations", "list"]);
+    assert!(convs.contains("年假有几天"), "{convs}");
+}
+
+#[test]
+fn serve_config_errors_name_the_field_and_keys_are_scoped() {
+    let e = Env::new();
+    let cfg = e.work.path().join("luodi.toml");
+    std::fs::write(&cfg, "addr = \"127.0.0.1:0\"\nqueue = \"many\"\n").unwrap();
+    let o = e.run(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("luodi.toml") && err.contains("queue") && err.contains("line 2"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "adress = \"127.0.0.1:0\"\n").unwrap();
+    let err = String::from_utf8_lossy(&e.run(&["serve", "--config", cfg.to_str().unwrap()]).stderr)
+        .into_owned();
+    assert!(err.contains("adress"), "{err}");
+
+    e.ok(&["kb", "create", "finance"]);
+    let o = e.run(&["keys", "create", "x", "--kb", "nope"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let k: Value = e.json(&["keys", "create", "财务", "--kb", "finance:write", "--json"]);
+    let id = k["key"]["id"].as_str().unwrap().to_owned();
+    assert!(k["secret"].as_str().unwrap().starts_with("ld-"));
+    let list = e.ok(&["keys", "list"]);
+    assert!(
+        list.contains(&format!("{id}\t财务\tfinance:write")),
+        "{list}"
+    );
+    assert!(!list.contains(k["secret"].as_str().unwrap()));
+    e.ok(&["keys", "revoke", &id]);
+    assert!(e.ok(&["keys", "list"]).contains("(revoked)"));
+}
