@@ -235,7 +235,8 @@ fn isolation_matrix_no_key_reads_or_infers_another_knowledge_base() {
     let job_of = |kb: &str| h.jobs(Some(kb), 1).unwrap()[0].id.clone();
 
     // who may do what: (key, readable KBs, writable KBs, admin)
-    let keys: Vec<(&str, Option<String>, Vec<&str>, Vec<&str>, bool)> = vec![
+    type KeyCase<'a> = (&'a str, Option<String>, Vec<&'a str>, Vec<&'a str>, bool);
+    let keys: Vec<KeyCase> = vec![
         (
             "admin",
             Some(s.admin.clone()),
