@@ -124,8 +124,8 @@ function finishTurn(box, citations, seq, evidence) {
   };
   const correction = el("input", { placeholder: "正确答案（可选）", class: "correction" });
   box.rate.append(
-    el("button", { class: "up", title: "有帮助", onclick: () => send({ rating: "up" }, "谢谢反馈 👍") }, "👍"),
-    el("button", { class: "down", title: "没帮助", onclick: () => send({ rating: "down", correction: correction.value }, "已记录，谢谢 👎") }, "👎"),
+    el("button", { class: "up", title: "有帮助", onclick: () => send({ rating: "up" }, "谢谢反馈（有帮助）") }, "▲ 有帮助"),
+    el("button", { class: "down", title: "没帮助", onclick: () => send({ rating: "down", correction: correction.value }, "已记录，谢谢反馈（没帮助）") }, "▼ 没帮助"),
     correction,
   );
 }

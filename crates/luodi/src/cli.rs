@@ -71,6 +71,9 @@ pub enum Command {
     /// API keys of the service: create (scoped to knowledge bases), list, revoke, audit log.
     #[command(subcommand)]
     Keys(crate::serve_cmd::KeysCmd),
+    /// Feedback people gave on answers (thumbs, corrections, comments).
+    #[command(subcommand)]
+    Feedback(crate::serve_cmd::FeedbackCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -375,6 +378,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conversations(c) => crate::chat_cmd::conversations(&cli.home, c),
         Command::Serve(a) => crate::serve_cmd::serve(&cli.home, a),
         Command::Keys(k) => crate::serve_cmd::keys(&cli.home, k),
+        Command::Feedback(f) => crate::serve_cmd::feedback(&cli.home, f),
     }
 }
 

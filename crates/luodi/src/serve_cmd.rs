@@ -286,3 +286,48 @@ pub fn keys(home: &Path, cmd: KeysCmd) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Subcommand, Debug)]
+pub enum FeedbackCmd {
+    /// Feedback on a knowledge base's answers, newest first: rating, question, answer,
+    /// correction, comment.
+    List {
+        name: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn feedback(home: &Path, cmd: FeedbackCmd) -> Result<ExitCode> {
+    let h = Home::open(home)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        FeedbackCmd::List { name, limit, json } => {
+            if h.get(&name)?.is_none() {
+                return Err(luodi_core::Error::UnknownKb(name).into());
+            }
+            let list = h.feedback(&name, limit)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&list)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for f in list {
+                let rating = match f.rating {
+                    1 => "up",
+                    -1 => "down",
+                    _ => "-",
+                };
+                writeln!(out, "{rating}\t{}\t{}", f.question, f.answer)?;
+                if let Some(c) = &f.correction {
+                    writeln!(out, "\tcorrection: {c}")?;
+                }
+                if let Some(c) = &f.comment {
+                    writeln!(out, "\tcomment: {c}")?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1009,3 +1009,48 @@ fn serve_config_errors_name_the_field_and_keys_are_scoped() {
     e.ok(&["keys", "revoke", &id]);
     assert!(e.ok(&["keys", "list"]).contains("(revoked)"));
 }
+
+#[test]
+fn web_page_asks_streams_cites_and_stores_feedback_in_a_real_browser() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "handbook"]);
+    e.ingest("handbook", &[]);
+    let s = Serving::start(&e, &[]);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let out = Command::new("node")
+        .arg(dir.join("browser.mjs"))
+        .current_dir(&dir)
+        .env("LUODI_URL", &s.url)
+        .env("LUODI_KEY", &s.admin)
+        .env("SHOTS", &shots)
+        .output()
+        .expect("node runs (scripts/test.sh installs chromium and playwright-core)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(seen["answer"].as_str().unwrap().contains("10点"), "{seen}");
+    assert!(
+        seen["citation"].as_str().unwrap().contains("请假制度"),
+        "{seen}"
+    );
+    assert!(
+        seen["source"].as_str().unwrap().contains("病假证明"),
+        "{seen}"
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert!(shots.join("3-source.png").is_file());
+    s.stop();
+    // the thumbs-down is stored with its question, answer, citations and correction
+    let fb = e.json(&["feedback", "list", "handbook", "--json"]);
+    let f = &fb[0];
+    assert_eq!(f["rating"], -1, "{fb}");
+    assert_eq!(f["question"], "病假怎么请？");
+    assert!(f["answer"].as_str().unwrap().contains("10点"), "{fb}");
+    assert_eq!(f["correction"], "病假须当天10点前告知主管");
+    assert!(!f["citations"].as_array().unwrap().is_empty(), "{fb}");
+}

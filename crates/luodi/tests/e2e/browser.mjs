@@ -1,0 +1,63 @@
+// The web page in a real browser: Debian's chromium, driven by playwright-core.
+// ask → streamed answer with a citation → open the citation → thumbs-down with a correction.
+// Env: LUODI_URL, LUODI_KEY, SHOTS (folder for screenshots). Prints one JSON line.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const url = process.env.LUODI_URL;
+const key = process.env.LUODI_KEY;
+const shots = process.env.SHOTS || "screenshots";
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const seen = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, locale: "zh-CN" });
+  page.setDefaultTimeout(120_000);
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url + "/");
+  await page.fill("#key", key);
+  await page.click("#login-form button[type=submit]");
+  await page.waitForSelector("#kb option[value=handbook]", { state: "attached" });
+  await page.selectOption("#kb", "handbook");
+  await page.screenshot({ path: `${shots}/1-signed-in.png` });
+
+  await page.fill("#question", "病假怎么请？");
+  await page.click("#ask-button");
+  // the answer streams in, then its sources appear
+  await page.waitForFunction(() => {
+    const a = document.querySelector(".turn .a");
+    return a && a.textContent.length > 5 && a.textContent !== "…";
+  });
+  const cite = page.locator(".turn .cite").first();
+  await cite.waitFor();
+  seen.answer = await page.locator(".turn .a").first().textContent();
+  seen.citation = await cite.textContent();
+  await page.screenshot({ path: `${shots}/2-answer.png` });
+
+  await cite.click();
+  await page.waitForSelector("#source:not([hidden])");
+  seen.source = await page.locator("#source-text").textContent();
+  await page.screenshot({ path: `${shots}/3-source.png` });
+
+  await page.fill(".turn .correction", "病假须当天10点前告知主管");
+  await page.click(".turn .rate button.down");
+  await page.waitForSelector(".turn .rate .done");
+  seen.feedback = await page.locator(".turn .rate .done").textContent();
+  await page.screenshot({ path: `${shots}/4-feedback.png` });
+
+  // the conversation is listed and reopens
+  await page.waitForSelector("#convs li");
+  seen.conversations = await page.locator("#convs li").count();
+  seen.errors = errors;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
