@@ -338,6 +338,11 @@ pub async fn search(
         filters: req.filters.into_iter().collect(),
         ..SearchQuery::default()
     };
+    let _permit = st
+        .cpu_permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("shutting down"))?;
     let st2 = st.clone();
     let hits = tokio::task::spawn_blocking(move || {
         let embed = st2

@@ -106,6 +106,10 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub jobs: jobs::JobRunner,
     pub started: Instant,
+    /// Searches and embeddings running at once: as many as there are cores. The rest wait in
+    /// line (first come, first served) instead of sharing the cores many ways, which keeps
+    /// the slowest requests close to the typical one under load.
+    pub cpu_permits: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -445,6 +449,9 @@ pub async fn start(config: ServerConfig) -> anyhow_like::Result<Running> {
         metrics: metrics::Metrics::new(),
         jobs: jobs.clone(),
         started: Instant::now(),
+        cpu_permits: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
     });
     jobs.start(state.clone())?;
     let app = router(state.clone());

@@ -583,6 +583,11 @@ pub async fn embeddings(
     };
     let model = embedder.id().to_owned();
     let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
+    let _permit = st
+        .cpu_permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("shutting down"))?;
     let vectors = tokio::task::spawn_blocking(move || {
         if passage {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -42,6 +42,9 @@ pub enum BenchCmd {
     Llm(crate::models_cmd::LlmBench),
     /// Listing and reopening stored conversations in a store of many.
     Conversations(ConversationsBench),
+    /// Load on `luodi serve` from this second process: search and embeddings under 64
+    /// connections, and search latency while a chat answer is generated.
+    Serve(crate::bench_serve::ServeBench),
 }
 
 #[derive(Args, Debug)]
@@ -116,7 +119,7 @@ fn passages(data: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn queries(data: &Path) -> Vec<String> {
+pub(crate) fn queries(data: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for set in SETS {
         let path = data.join(set).join("queries.jsonl");
@@ -154,6 +157,7 @@ pub fn run(home: &Path, cmd: BenchCmd, quiet: bool) -> Result<ExitCode> {
         BenchCmd::Embed(b) => crate::models_cmd::bench_embed(b, quiet),
         BenchCmd::Llm(b) => crate::models_cmd::bench_llm(b, quiet),
         BenchCmd::Conversations(b) => conversations(b, quiet),
+        BenchCmd::Serve(b) => crate::bench_serve::run(home, b, quiet),
     }
 }
 
@@ -396,19 +400,9 @@ fn ingest(home: &Path, b: IngestBench, quiet: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<(Kb, f64)> {
-    let marker = dir.join("complete.json");
-    let cfg = KbConfig::default();
-    if let Ok(s) = std::fs::read_to_string(&marker) {
-        let v: serde_json::Value = serde_json::from_str(&s)?;
-        return Ok((
-            Kb::open_at(dir, "bench", cfg)?,
-            v["build_seconds"].as_f64().unwrap_or(0.0),
-        ));
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
+/// Fills `kb` with `chunks` one-chunk documents cut from the public corpora's passages
+/// (repeated with a round number where the corpora run out).
+pub(crate) fn fill_kb(kb: &Kb, data: &Path, chunks: u64, quiet: bool) -> Result<()> {
     let pool = passages(data)?;
     // split passages into chunk-sized pieces so each document is one chunk
     let mut pieces: Vec<(String, String)> = Vec::new();
@@ -418,8 +412,11 @@ fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<
             pieces.push((title.clone(), c.iter().collect()));
         }
     }
-    let kb = Kb::open_at(dir, "bench", cfg)?;
-    let started = Instant::now();
+    anyhow::ensure!(
+        !pieces.is_empty(),
+        "no corpus.jsonl with passages under {}",
+        data.display()
+    );
     let bar = Bar::new(quiet);
     luodi_engine::Progress::start(&bar, chunks, 0);
     let batch = 50_000u64;
@@ -456,6 +453,25 @@ fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<
         luodi_engine::Progress::advance(&bar, n, 0);
     }
     bar.finish();
+    Ok(())
+}
+
+fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<(Kb, f64)> {
+    let marker = dir.join("complete.json");
+    let cfg = KbConfig::default();
+    if let Ok(s) = std::fs::read_to_string(&marker) {
+        let v: serde_json::Value = serde_json::from_str(&s)?;
+        return Ok((
+            Kb::open_at(dir, "bench", cfg)?,
+            v["build_seconds"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    let kb = Kb::open_at(dir, "bench", cfg)?;
+    let started = Instant::now();
+    fill_kb(&kb, data, chunks, quiet)?;
     kb.store.optimize()?;
     let secs = started.elapsed().as_secs_f64();
     std::fs::write(

@@ -6,6 +6,7 @@
 
 mod ask_cmd;
 mod bench;
+mod bench_serve;
 mod chat_cmd;
 mod cli;
 mod models_cmd;

@@ -1054,3 +1054,39 @@ fn web_page_asks_streams_cites_and_stores_feedback_in_a_real_browser() {
     assert_eq!(f["correction"], "病假须当天10点前告知主管");
     assert!(!f["citations"].as_array().unwrap().is_empty(), "{fb}");
 }
+
+#[test]
+fn bench_serve_loads_a_real_server_from_a_second_process() {
+    let e = Env::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if !data.join("cmrc2018-retrieval/queries.jsonl").is_file() {
+        eprintln!("skipped: no shared data at {}", data.display());
+        return;
+    }
+    let v = e.json(&[
+        "bench",
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--chunks",
+        "3000",
+        "--connections",
+        "4",
+        "--seconds",
+        "2",
+        "--json",
+    ]);
+    for phase in [
+        "search",
+        "embeddings",
+        "search_idle_1conn",
+        "search_while_generating_1conn",
+        "search_while_generating",
+    ] {
+        assert_eq!(v[phase]["errors"], 0, "{phase}: {v}");
+        assert!(v[phase]["requests"].as_u64().unwrap() > 0, "{phase}: {v}");
+        assert!(v[phase]["p99_ms"].as_f64().unwrap() > 0.0, "{phase}: {v}");
+    }
+    assert!(v["chat_answers_during"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["chat_error"], Value::Null, "{v}");
+}
