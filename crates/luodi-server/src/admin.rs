@@ -193,6 +193,15 @@ fn safe_file_name(raw: &str) -> Result<String, ApiError> {
     }
 }
 
+fn multipart_error(file: Option<&str>, e: &axum::extract::multipart::MultipartError) -> ApiError {
+    let what = file.map_or_else(|| "upload".to_owned(), |f| format!("file {f:?}"));
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!("{what}: over the upload limit"))
+    } else {
+        ApiError::bad_request(format!("{what}: {}", e.body_text()))
+    }
+}
+
 /// `POST /v1/kbs/{kb}/documents` (write; multipart, one or more `file` parts): stores the
 /// files and starts an ingest job; answers 202 with the job.
 pub async fn upload(
@@ -209,12 +218,7 @@ pub async fn upload(
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => {
-                return Err(ApiError::bad_request(format!(
-                    "multipart body: {}",
-                    e.body_text()
-                )))
-            }
+            Err(e) => return Err(multipart_error(None, &e)),
         };
         let Some(raw_name) = field.file_name().map(str::to_owned) else {
             continue; // not a file part
@@ -223,7 +227,7 @@ pub async fn upload(
         let bytes = field
             .bytes()
             .await
-            .map_err(|e| ApiError::bad_request(format!("file {file:?}: {}", e.body_text())))?;
+            .map_err(|e| multipart_error(Some(&file), &e))?;
         if bytes.is_empty() {
             return Err(ApiError::bad_field(
                 "file",

@@ -72,6 +72,17 @@ impl ApiError {
         e
     }
 
+    /// A request body over the limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            message,
+        );
+        e.code = Some("request_too_large");
+        e
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
     }
@@ -125,6 +136,9 @@ impl From<luodi_core::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large(format!("request body: {}", r.body_text()));
+        }
         ApiError::bad_request(format!("request body: {}", r.body_text()))
     }
 }

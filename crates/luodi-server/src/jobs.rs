@@ -9,6 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use luodi_engine::{Home, IngestOptions, Progress};
+use serde_json::{json, Value};
 
 use crate::AppState;
 
@@ -165,6 +166,7 @@ fn run_job(state: &AppState, id: &str) {
         Err(e) => return fail(&e.message),
     };
     let dir = home.files_dir(&job.kb);
+    let dir_for_report = dir.clone();
     let _ = home.job_update(id, "running", (0, job.files_total), None, None);
     let progress = JobProgress {
         home,
@@ -182,11 +184,28 @@ fn run_job(state: &AppState, id: &str) {
         Err(e) => return fail(&e.to_string()),
     };
     let mut v = serde_json::to_value(&report).unwrap_or_default();
+    // files of this upload that no reader takes are reported with the files that failed
+    let unsupported: Vec<Value> = job.input["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["name"].as_str())
+        .filter(|name| luodi_ingest::FileKind::from_path(std::path::Path::new(name)).is_none())
+        .map(|name| {
+            json!([
+                dir_for_report.join(name).to_string_lossy(),
+                "unsupported file type: not ingested (supported: .txt .md .html .json .jsonl .csv .tsv .xlsx .xls .ods .docx .pdf)"
+            ])
+        })
+        .collect();
+    if let Some(failed) = v["failed"].as_array_mut() {
+        failed.extend(unsupported);
+    }
     // the vectors arrive after the words: the knowledge base answers with BM25 meanwhile
     if let Some(embedder) = &state.embedder {
         match kb.embed_pending(embedder.as_ref(), &state.cache, &luodi_engine::NoProgress) {
-            Ok(r) => v["embedded"] = serde_json::json!(r.embedded),
-            Err(e) => v["embed_error"] = serde_json::json!(e.to_string()),
+            Ok(r) => v["embedded"] = json!(r.embedded),
+            Err(e) => v["embed_error"] = json!(e.to_string()),
         }
     }
     let files = report.files_seen;

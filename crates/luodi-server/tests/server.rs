@@ -111,6 +111,7 @@ fn start_with(dir: tempfile::TempDir, setup: impl FnOnce(&Home)) -> Server {
         addr: "127.0.0.1:0".parse().unwrap(),
         load_models: false,
         shutdown_grace: Duration::from_secs(20),
+        max_body_bytes: 256 << 10,
         ..ServerConfig::default()
     };
     let running = rt.block_on(luodi_server::start(config)).unwrap();
@@ -159,17 +160,30 @@ fn call(
 }
 
 fn upload(url: &str, kb: &str, key: &str, name: &str, content: &str) -> (u16, String) {
+    upload_many(url, kb, key, &[(name, content.as_bytes())])
+}
+
+fn upload_many(url: &str, kb: &str, key: &str, files: &[(&str, &[u8])]) -> (u16, String) {
     let boundary = "luodi-test-boundary";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/markdown\r\n\r\n{content}\r\n--{boundary}--\r\n"
-    );
+    let mut body = Vec::new();
+    for (name, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     let r = ureq::post(&format!("{url}/v1/kbs/{kb}/documents"))
         .set("Authorization", &format!("Bearer {key}"))
         .set(
             "Content-Type",
             &format!("multipart/form-data; boundary={boundary}"),
         )
-        .send_bytes(body.as_bytes());
+        .send_bytes(&body);
     match r {
         Ok(resp) => (resp.status(), resp.into_string().unwrap_or_default()),
         Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap_or_default()),
@@ -567,6 +581,47 @@ fn uploads_are_ingested_by_a_job_searched_and_deleted() {
             .all(|h| h["title"] != "发票规定"),
         "{hits}"
     );
+
+    // one upload with a good file, an unsupported one and a corrupt one: the job reports the
+    // two per file and ingests the third
+    let (code, body) = upload_many(
+        &s.url,
+        "finance",
+        &s.admin,
+        &[
+            ("程序.exe", b"MZ\x90\x00binary"),
+            ("损坏.docx", b"PK\x03\x04 this is not a zip"),
+            (
+                "报销时限.md",
+                "# 报销时限\n\n出租车票须在三十日内报销。\n".as_bytes(),
+            ),
+        ],
+    );
+    assert_eq!(code, 202, "{body}");
+    let done = wait_job(&s, json_of(&body)["id"].as_str().unwrap(), &s.admin);
+    assert_eq!(done["state"], "done", "{done}");
+    let failed = done["report"]["failed"].to_string();
+    assert!(
+        failed.contains("程序.exe") && failed.contains("unsupported"),
+        "{done}"
+    );
+    assert!(failed.contains("损坏.docx"), "{done}");
+    assert_eq!(search("出租车票报销期限")["data"][0]["title"], "报销时限");
+
+    // bodies over the limit: 413 in OpenAI's shape
+    let big = "长".repeat(200_000);
+    let (code, body) = upload(&s.url, "finance", &s.admin, "big.md", &big);
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(json_of(&body)["error"]["code"], "request_too_large");
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/search",
+        Some(&s.admin),
+        Some(&json!({"query": big})),
+    );
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(json_of(&body)["error"]["type"], "invalid_request_error");
 
     // a path-like name keeps only its last part: nothing lands outside the files folder
     let (code, body) = upload(

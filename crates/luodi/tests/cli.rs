@@ -1090,3 +1090,54 @@ fn bench_serve_loads_a_real_server_from_a_second_process() {
     assert!(v["chat_answers_during"].as_u64().unwrap() >= 1, "{v}");
     assert_eq!(v["chat_error"], Value::Null, "{v}");
 }
+
+#[test]
+fn a_full_generation_queue_answers_429_with_retry_after() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "handbook"]);
+    e.ingest("handbook", &[]);
+    let s = Serving::start(&e, &["--queue", "1", "--queue-per-key", "1"]);
+    let url = format!("{}/v1/chat/completions", s.url);
+    let outcomes: Vec<(u16, Option<String>, String)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let url = &url;
+                let key = &s.admin;
+                sc.spawn(move || {
+                    let body = serde_json::json!({
+                        "model": "kb:handbook",
+                        "messages": [{"role": "user", "content": format!("年假有几天？第{i}次")}],
+                    });
+                    match ureq::post(url)
+                        .set("Authorization", &format!("Bearer {key}"))
+                        .set("Content-Type", "application/json")
+                        .send_string(&body.to_string())
+                    {
+                        Ok(r) => (r.status(), None, r.into_string().unwrap()),
+                        Err(ureq::Error::Status(code, r)) => (
+                            code,
+                            r.header("retry-after").map(str::to_owned),
+                            r.into_string().unwrap(),
+                        ),
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outcomes.iter().filter(|o| o.0 == 200).count();
+    let full: Vec<_> = outcomes.iter().filter(|o| o.0 == 429).collect();
+    assert!(ok >= 1, "{outcomes:?}");
+    assert!(
+        !full.is_empty(),
+        "one running and one waiting: the others are refused {outcomes:?}"
+    );
+    for (_, retry, body) in &full {
+        let secs: u64 = retry.as_deref().expect("Retry-After").parse().unwrap();
+        assert!(secs >= 1, "{retry:?}");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["type"], "rate_limit_error", "{body}");
+    }
+    s.stop();
+}
