@@ -221,9 +221,58 @@ pub fn detect_mojibake(text: &str) -> Option<Mojibake> {
     None
 }
 
+/// Undoes the usual mojibake: text whose bytes were UTF-8 (or GBK/GB18030, or Big5) but were
+/// read as Windows-1252/Latin-1. The characters are turned back into those bytes and decoded
+/// with each candidate encoding; the first decoding that is clean (no invalid bytes, no
+/// mojibake left) and holds more Han characters than the garbled text wins. `None` when the
+/// text is not mojibake or no candidate repairs it.
+pub fn repair_mojibake(text: &str) -> Option<(String, &'static str)> {
+    detect_mojibake(text)?;
+    // back to the bytes: Windows-1252 for its 0x80–0x9F printable characters, Latin-1 else
+    let mut bytes = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match c as u32 {
+            0..=0xFF => bytes.push(c as u32 as u8),
+            _ => {
+                let mut buf = [0u8; 4];
+                let (b, _, unmappable) = encoding_rs::WINDOWS_1252.encode(c.encode_utf8(&mut buf));
+                if unmappable || b.len() != 1 {
+                    return None;
+                }
+                bytes.push(b[0]);
+            }
+        }
+    }
+    let han_before = text.chars().filter(|c| is_han(*c)).count();
+    for enc in [UTF_8, GB18030, BIG5] {
+        let (fixed, had_errors) = enc.decode_without_bom_handling(&bytes);
+        if had_errors || detect_mojibake(&fixed).is_some() {
+            continue;
+        }
+        if fixed.chars().filter(|c| is_han(*c)).count() > han_before {
+            return Some((fixed.into_owned(), enc.name()));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mojibake_is_repaired() {
+        let (garbled, _, _) = encoding_rs::WINDOWS_1252.decode(ZH.as_bytes());
+        assert_eq!(repair_mojibake(&garbled), Some((ZH.to_owned(), "UTF-8")));
+        let (gbk, _, _) = encoding_rs::GBK.encode(ZH);
+        let garbled: String = gbk.iter().map(|b| *b as char).collect();
+        assert_eq!(
+            repair_mojibake(&garbled).map(|(t, _)| t),
+            Some(ZH.to_owned())
+        );
+        assert_eq!(repair_mojibake(ZH), None);
+        assert_eq!(repair_mojibake("café au lait, naïve résumé"), None);
+    }
 
     const ZH: &str = "杭州分公司员工请假须提前三个工作日提交申请，经部门经理审批。";
     const ZH_T: &str = "杭州分公司員工請假須提前三個工作日提交申請，經部門經理審批。";

@@ -14,7 +14,9 @@ pub mod script;
 pub mod segment;
 pub mod sentence;
 
-pub use encoding::{decode, is_han, DecodeError, Decoded, Mojibake};
+pub use encoding::{
+    decode, detect_mojibake, is_han, repair_mojibake, DecodeError, Decoded, Mojibake,
+};
 pub use normalize::{clean, fold_for_search, nfkc, to_half_width};
 pub use script::{detect_script, to_simplified, to_traditional, Script, Variant};
 pub use segment::Segmenter;

@@ -1,0 +1,526 @@
+//! Exact and near-duplicate removal against everything kept before.
+//!
+//! The state of each is an append-only log in the state folder (exact: 16-byte content
+//! hashes; near: each kept document's MinHash signature), loaded at start, appended per batch
+//! and cut back to a checkpoint's marks on resume — so later runs and streams dedup against
+//! what came before, and a killed run never half-remembers a batch it did not write.
+//!
+//! Near duplicates: shingles of the folded text (width, case, 繁简 folded; punctuation and
+//! spaces left out, so punctuation edits and script conversion do not hide a copy), a MinHash
+//! of `bands × rows` values kept as their low 16 bits (b-bit MinHash), LSH over the bands to
+//! find candidates, and a candidate confirmed when the share of equal values — the estimated
+//! Jaccard similarity — reaches the threshold. The first document of a cluster is kept.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Deserialize;
+
+use crate::{CorpusStep, Doc, Verdict};
+
+/// An append-only file of fixed-size records.
+struct AppendLog {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    pending: Vec<u8>,
+}
+
+impl AppendLog {
+    fn open(path: PathBuf) -> std::io::Result<(AppendLog, Vec<u8>)> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let mut data = Vec::new();
+        file.seek(std::io::SeekFrom::Start(0))?;
+        file.read_to_end(&mut data)?;
+        let len = data.len() as u64;
+        Ok((
+            AppendLog {
+                path,
+                file,
+                len,
+                pending: Vec::new(),
+            },
+            data,
+        ))
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    fn commit(&mut self) -> std::io::Result<u64> {
+        if !self.pending.is_empty() {
+            self.file.write_all(&self.pending)?;
+            self.len += self.pending.len() as u64;
+            self.pending.clear();
+        }
+        self.file.sync_data()?;
+        Ok(self.len)
+    }
+
+    /// Cuts the file back to `len` bytes (whole records) and returns its content.
+    fn cut_to(&mut self, len: u64) -> std::io::Result<Vec<u8>> {
+        self.pending.clear();
+        let file = OpenOptions::new().write(true).open(&self.path)?;
+        let now = file.metadata()?.len();
+        if len > now {
+            return Err(std::io::Error::other(format!(
+                "{}: holds {now} bytes, the checkpoint expects {len}: the state folder was changed",
+                self.path.display()
+            )));
+        }
+        file.set_len(len)?;
+        file.sync_data()?;
+        self.len = len;
+        let mut data = Vec::new();
+        File::open(&self.path)?.read_to_end(&mut data)?;
+        Ok(data)
+    }
+}
+
+/// The key documents are compared by: the folded text without whitespace.
+fn folded(text: &str) -> String {
+    luodi_text::fold_for_search(text)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExactParams {}
+
+pub struct ExactDedup {
+    log: AppendLog,
+    seen: FxHashSet<u128>,
+    dups: FxHashMap<u128, u32>,
+}
+
+impl ExactDedup {
+    pub fn new(_p: ExactParams, state: &Path) -> Result<ExactDedup, String> {
+        let path = state.join("exact.log");
+        let (log, data) =
+            AppendLog::open(path.clone()).map_err(|e| format!("state {}: {e}", path.display()))?;
+        let mut s = ExactDedup {
+            log,
+            seen: FxHashSet::default(),
+            dups: FxHashMap::default(),
+        };
+        s.load(&data);
+        Ok(s)
+    }
+
+    fn load(&mut self, data: &[u8]) {
+        self.seen.clear();
+        for rec in data.chunks_exact(16) {
+            self.seen
+                .insert(u128::from_le_bytes(rec.try_into().unwrap_or([0; 16])));
+        }
+    }
+}
+
+fn exact_key(text: &str) -> u128 {
+    let h = blake3::hash(folded(text).as_bytes());
+    u128::from_le_bytes(h.as_bytes()[..16].try_into().unwrap_or([0; 16]))
+}
+
+impl CorpusStep for ExactDedup {
+    fn name(&self) -> &str {
+        "exact_dedup"
+    }
+
+    fn apply_batch(&mut self, docs: &mut [Doc], verdicts: &mut [Verdict]) {
+        let keys: Vec<Option<u128>> = docs
+            .par_iter()
+            .zip(verdicts.par_iter())
+            .map(|(d, v)| (*v == Verdict::Keep).then(|| exact_key(&d.text)))
+            .collect();
+        for (k, v) in keys.into_iter().zip(verdicts.iter_mut()) {
+            let Some(k) = k else { continue };
+            if self.seen.insert(k) {
+                self.log.push(&k.to_le_bytes());
+            } else {
+                *self.dups.entry(k).or_insert(0) += 1;
+                *v = Verdict::drop(
+                    "exact_duplicate",
+                    "same text (folded) as an earlier document",
+                );
+            }
+        }
+    }
+
+    fn commit(&mut self) -> std::io::Result<Vec<u64>> {
+        Ok(vec![self.log.commit()?])
+    }
+
+    fn restore(&mut self, marks: &[u64]) -> std::io::Result<()> {
+        let data = self.log.cut_to(marks.first().copied().unwrap_or(0))?;
+        self.load(&data);
+        self.dups.clear();
+        Ok(())
+    }
+
+    fn clusters(&self) -> Vec<u32> {
+        self.dups.values().map(|n| n + 1).collect()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NearParams {
+    #[serde(default = "d_char")]
+    pub shingle: String,
+    #[serde(default = "d_n")]
+    pub n: usize,
+    #[serde(default = "d_bands")]
+    pub bands: usize,
+    #[serde(default = "d_rows")]
+    pub rows: usize,
+    #[serde(default = "d_threshold")]
+    pub threshold: f64,
+}
+
+fn d_char() -> String {
+    "char".into()
+}
+fn d_n() -> usize {
+    5
+}
+fn d_bands() -> usize {
+    25
+}
+fn d_rows() -> usize {
+    5
+}
+fn d_threshold() -> f64 {
+    0.6
+}
+
+impl Default for NearParams {
+    fn default() -> Self {
+        NearParams {
+            shingle: d_char(),
+            n: d_n(),
+            bands: d_bands(),
+            rows: d_rows(),
+            threshold: d_threshold(),
+        }
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// MinHash signatures of texts (reusable outside the step: the benchmark measures with it).
+#[derive(Debug, Clone)]
+pub struct MinHasher {
+    words: bool,
+    n: usize,
+    seeds: Vec<u64>,
+}
+
+impl MinHasher {
+    pub fn new(p: &NearParams) -> Result<MinHasher, String> {
+        let words = match p.shingle.as_str() {
+            "char" => false,
+            "word" => true,
+            other => return Err(format!("shingle: {other:?} is not \"char\" or \"word\"")),
+        };
+        if p.n == 0 || p.n > 32 {
+            return Err("n: give 1-32".into());
+        }
+        if p.bands == 0 || p.rows == 0 || p.bands * p.rows > 1024 {
+            return Err("bands, rows: at least 1 each, bands × rows at most 1024".into());
+        }
+        if !(0.0..=1.0).contains(&p.threshold) {
+            return Err("threshold: give a Jaccard similarity between 0 and 1".into());
+        }
+        Ok(MinHasher {
+            words,
+            n: p.n,
+            seeds: (0..p.bands * p.rows)
+                .map(|i| splitmix(0x006c_756f_6469 ^ i as u64))
+                .collect(),
+        })
+    }
+
+    /// Hashes of the text's shingles (deduplicated).
+    pub fn shingles(&self, text: &str) -> Vec<u64> {
+        let f = luodi_text::fold_for_search(text);
+        let hash_seq = |items: &[&str]| -> u64 {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for it in items {
+                for b in it.bytes() {
+                    h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+                }
+                h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
+            }
+            splitmix(h)
+        };
+        let mut out: Vec<u64> = if self.words {
+            let seg = luodi_text::Segmenter::shared();
+            let toks: Vec<&str> = seg
+                .cut(&f)
+                .into_iter()
+                .filter(|t| t.chars().any(char::is_alphanumeric))
+                .collect();
+            if toks.len() <= self.n {
+                vec![hash_seq(&toks)]
+            } else {
+                toks.windows(self.n).map(hash_seq).collect()
+            }
+        } else {
+            let chars: Vec<char> = f.chars().filter(|c| c.is_alphanumeric()).collect();
+            let hash_chars = |w: &[char]| -> u64 {
+                let mut buf = [0u8; 4];
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for c in w {
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+                    }
+                }
+                splitmix(h)
+            };
+            if chars.len() <= self.n {
+                vec![hash_chars(&chars)]
+            } else {
+                chars.windows(self.n).map(hash_chars).collect()
+            }
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The b-bit (16) MinHash signature.
+    pub fn signature(&self, text: &str) -> Vec<u16> {
+        let sh = self.shingles(text);
+        let mut mins = vec![u64::MAX; self.seeds.len()];
+        for h in sh {
+            for (m, s) in mins.iter_mut().zip(&self.seeds) {
+                let v = splitmix(h ^ s);
+                if v < *m {
+                    *m = v;
+                }
+            }
+        }
+        mins.into_iter().map(|m| m as u16).collect()
+    }
+}
+
+/// Estimated Jaccard similarity of two signatures.
+pub fn similarity(a: &[u16], b: &[u16]) -> f64 {
+    let eq = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    eq as f64 / a.len().max(1) as f64
+}
+
+pub struct NearDedup {
+    p: NearParams,
+    hasher: MinHasher,
+    log: AppendLog,
+    /// Signatures of the kept documents, back to back.
+    sigs: Vec<u16>,
+    /// Per band: band key → the first kept document with it.
+    tables: Vec<FxHashMap<u32, u32>>,
+    dups: FxHashMap<u32, u32>,
+}
+
+impl NearDedup {
+    pub fn new(p: NearParams, state: &Path) -> Result<NearDedup, String> {
+        let hasher = MinHasher::new(&p)?;
+        // signatures of other settings are not comparable: each setting has its own log
+        let path = state.join(format!(
+            "near-{}{}-{}x{}.log",
+            p.shingle, p.n, p.bands, p.rows
+        ));
+        let (log, data) =
+            AppendLog::open(path.clone()).map_err(|e| format!("state {}: {e}", path.display()))?;
+        let mut s = NearDedup {
+            tables: vec![FxHashMap::default(); p.bands],
+            p,
+            hasher,
+            log,
+            sigs: Vec::new(),
+            dups: FxHashMap::default(),
+        };
+        s.load(&data);
+        Ok(s)
+    }
+
+    fn perms(&self) -> usize {
+        self.p.bands * self.p.rows
+    }
+
+    fn load(&mut self, data: &[u8]) {
+        self.sigs.clear();
+        for t in &mut self.tables {
+            t.clear();
+        }
+        let rec = self.perms() * 2;
+        for r in data.chunks_exact(rec) {
+            let sig: Vec<u16> = r
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            self.insert(&sig);
+        }
+    }
+
+    fn band_key(&self, sig: &[u16], band: usize) -> u32 {
+        let r = self.p.rows;
+        let mut h: u64 = band as u64;
+        for v in &sig[band * r..(band + 1) * r] {
+            h = splitmix(h ^ *v as u64);
+        }
+        h as u32
+    }
+
+    fn insert(&mut self, sig: &[u16]) -> u32 {
+        let ord = (self.sigs.len() / self.perms()) as u32;
+        for b in 0..self.p.bands {
+            let k = self.band_key(sig, b);
+            self.tables[b].entry(k).or_insert(ord);
+        }
+        self.sigs.extend_from_slice(sig);
+        ord
+    }
+
+    /// The kept document this signature duplicates, with the estimated similarity.
+    fn find(&self, sig: &[u16]) -> Option<(u32, f64)> {
+        let perms = self.perms();
+        let mut best: Option<(u32, f64)> = None;
+        for b in 0..self.p.bands {
+            if let Some(&ord) = self.tables[b].get(&self.band_key(sig, b)) {
+                let o = ord as usize * perms;
+                let s = similarity(sig, &self.sigs[o..o + perms]);
+                if s >= self.p.threshold && best.is_none_or(|(_, bs)| s > bs) {
+                    best = Some((ord, s));
+                }
+            }
+        }
+        best
+    }
+}
+
+impl CorpusStep for NearDedup {
+    fn name(&self) -> &str {
+        "near_dedup"
+    }
+
+    fn apply_batch(&mut self, docs: &mut [Doc], verdicts: &mut [Verdict]) {
+        let hasher = &self.hasher;
+        let sigs: Vec<Option<Vec<u16>>> = docs
+            .par_iter()
+            .zip(verdicts.par_iter())
+            .map(|(d, v)| (*v == Verdict::Keep).then(|| hasher.signature(&d.text)))
+            .collect();
+        for (sig, v) in sigs.into_iter().zip(verdicts.iter_mut()) {
+            let Some(sig) = sig else { continue };
+            match self.find(&sig) {
+                Some((ord, s)) => {
+                    *self.dups.entry(ord).or_insert(0) += 1;
+                    *v = Verdict::drop(
+                        "near_duplicate",
+                        format!("estimated Jaccard {s:.2} with kept document #{ord}"),
+                    );
+                }
+                None => {
+                    let bytes: Vec<u8> = sig.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    self.log.push(&bytes);
+                    self.insert(&sig);
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self) -> std::io::Result<Vec<u64>> {
+        Ok(vec![self.log.commit()?])
+    }
+
+    fn restore(&mut self, marks: &[u64]) -> std::io::Result<()> {
+        let data = self.log.cut_to(marks.first().copied().unwrap_or(0))?;
+        self.load(&data);
+        self.dups.clear();
+        Ok(())
+    }
+
+    fn clusters(&self) -> Vec<u32> {
+        self.dups.values().map(|n| n + 1).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+        let sa: FxHashSet<_> = a.iter().collect();
+        let sb: FxHashSet<_> = b.iter().collect();
+        sa.intersection(&sb).count() as f64 / sa.union(&sb).count() as f64
+    }
+
+    #[test]
+    fn minhash_estimates_jaccard() {
+        let h = MinHasher::new(&NearParams::default()).unwrap();
+        let a = "员工入职满一年后享有带薪年假。工作满1年不满10年的，年假5天；满10年不满20年的，年假10天；满20年的，年假15天。年假须提前三个工作日在人事系统中提交申请。";
+        let b = "員工入職滿一年後享有帶薪年假，工作滿1年不滿10年的年假5天；滿10年不滿20年的，年假10天；滿20年的，年假十五天。年假須提前三個工作日在人事系統中提交申請。";
+        let c = "差旅住宿标准：一线城市每晚不超过600元，其他城市每晚不超过400元，超标部分自理。";
+        let (sa, sb, sc) = (h.signature(a), h.signature(b), h.signature(c));
+        let true_ab = jaccard(&h.shingles(a), &h.shingles(b));
+        assert!(true_ab > 0.7, "{true_ab}");
+        assert!(
+            (similarity(&sa, &sb) - true_ab).abs() < 0.15,
+            "{} vs {true_ab}",
+            similarity(&sa, &sb)
+        );
+        assert!(similarity(&sa, &sc) < 0.1);
+    }
+
+    #[test]
+    fn near_duplicates_are_dropped_and_remembered_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = |t: &str| Doc {
+            text: t.into(),
+            ..Doc::default()
+        };
+        let a = "员工入职满一年后享有带薪年假。工作满1年不满10年的，年假5天；满10年不满20年的，年假10天；满20年的，年假15天。";
+        let a2 = "员工入职满一年后享有带薪年假！工作满1年不满10年的：年假5天，满10年不满20年的，年假10天，满20年的，年假15天";
+        let c = "差旅住宿标准：一线城市每晚不超过600元，其他城市每晚不超过400元，超标部分自理。";
+        {
+            let mut n = NearDedup::new(NearParams::default(), dir.path()).unwrap();
+            let mut docs = vec![doc(a), doc(c), doc(a2)];
+            let mut v = vec![Verdict::Keep; 3];
+            n.apply_batch(&mut docs, &mut v);
+            assert_eq!(v[0], Verdict::Keep);
+            assert_eq!(v[1], Verdict::Keep);
+            assert!(matches!(&v[2], Verdict::Drop { reason, .. } if reason == "near_duplicate"));
+            assert_eq!(n.clusters(), vec![2]);
+            n.commit().unwrap();
+        }
+        // a later run with the same state folder
+        let mut n = NearDedup::new(NearParams::default(), dir.path()).unwrap();
+        let mut docs = vec![doc(a2)];
+        let mut v = vec![Verdict::Keep];
+        n.apply_batch(&mut docs, &mut v);
+        assert!(matches!(&v[0], Verdict::Drop { .. }));
+        // cut back to nothing: a forgets
+        n.restore(&[0]).unwrap();
+        let mut v = vec![Verdict::Keep];
+        n.apply_batch(&mut docs, &mut v);
+        assert_eq!(v[0], Verdict::Keep);
+    }
+}
