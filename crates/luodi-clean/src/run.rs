@@ -391,6 +391,13 @@ pub fn run(
         cp.clean_bytes += clean_lines.len() as u64;
         cp.rejects_bytes += reject_lines.len() as u64;
         cp.stats.seconds = base_seconds + started.elapsed().as_secs_f64();
+        // test hook: `LUODI_CRASH_AT=clean-batch-N` dies as `kill -9` would, after batch N's
+        // outputs and stores are written and before its checkpoint
+        if std::env::var("LUODI_CRASH_AT")
+            .is_ok_and(|v| v == format!("clean-batch-{}", batches + 1))
+        {
+            std::process::abort();
+        }
         write_atomic(
             &cp_path,
             serde_json::to_string(&cp).unwrap_or_default().as_bytes(),

@@ -71,6 +71,10 @@ pub enum Command {
     /// API keys of the service: create (scoped to knowledge bases), list, revoke, audit log.
     #[command(subcommand)]
     Keys(crate::serve_cmd::KeysCmd),
+    /// Clean a corpus with a recipe of steps: encoding repair, normalization, 繁简, quality
+    /// filters, exact and near-duplicate removal, chunking; writes the corpus, the rejects with
+    /// their reasons and a report. Resumes after a kill.
+    Clean(crate::clean_cmd::CleanArgs),
     /// Feedback people gave on answers (thumbs, corrections, comments).
     #[command(subcommand)]
     Feedback(crate::serve_cmd::FeedbackCmd),
@@ -379,6 +383,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => crate::serve_cmd::serve(&cli.home, a),
         Command::Keys(k) => crate::serve_cmd::keys(&cli.home, k),
         Command::Feedback(f) => crate::serve_cmd::feedback(&cli.home, f),
+        Command::Clean(a) => crate::clean_cmd::clean(a, quiet),
     }
 }
 

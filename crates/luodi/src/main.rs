@@ -8,6 +8,7 @@ mod ask_cmd;
 mod bench;
 mod bench_serve;
 mod chat_cmd;
+mod clean_cmd;
 mod cli;
 mod models_cmd;
 mod progress;

@@ -1141,3 +1141,276 @@ fn a_full_generation_queue_answers_429_with_retry_after() {
     }
     s.stop();
 }
+
+/// A folder of raw dumps: the sample handbook, JSON lines with duplicates, a near duplicate,
+/// 繁體, mojibake, junk, a bad line and a record without text, a binary file, an empty file.
+fn dirty_corpus(e: &Env) -> PathBuf {
+    let dir = e.work.path().join("dirty");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in std::fs::read_dir(e.docs()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+    }
+    let zh = "员工入职满一年后享有带薪年假。工作满1年不满10年的，年假5天；满10年不满20年的，年假10天；满20年的，年假15天。年假须提前三个工作日在人事系统中提交申请。";
+    let mojibake: String = zh.bytes().map(|b| b as char).collect();
+    let near = format!("{}另行通知。", zh.replace('。', "！"));
+    let recs = [
+        serde_json::json!({"id": "a", "text": zh}),
+        serde_json::json!({"id": "b", "text": zh}),
+        serde_json::json!({"id": "c", "text": near}),
+        serde_json::json!({"id": "d", "text": "資料庫軟體的使用說明：員工須於每月五日前完成系統更新，逾期者由資訊部統一處理。"}),
+        serde_json::json!({"id": "e", "text": mojibake}),
+        serde_json::json!({"id": "f", "text": "短"}),
+        serde_json::json!({"id": "g", "text": "#### **** |||| ==== #### **** |||| ===="}),
+    ];
+    let mut lines: Vec<String> = recs.iter().map(|r| r.to_string()).collect();
+    lines.push("{not json".into());
+    lines.push(serde_json::json!({"id": "k", "title": "no text"}).to_string());
+    std::fs::write(dir.join("records.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.join("blob.bin"),
+        [0x89u8, b'P', b'N', b'G', 0, 0, 0, 13, 0xff, 0xfe, 0, 1].repeat(50),
+    )
+    .unwrap();
+    std::fs::write(dir.join("empty.txt"), "").unwrap();
+    dir
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn clean_turns_a_dirty_folder_into_a_corpus_the_knowledge_base_takes() {
+    let e = Env::new();
+    let dirty = dirty_corpus(&e);
+    let out = e.work.path().join("out");
+    let s = e.json(&[
+        "clean",
+        "--recipe",
+        "kb-ingest",
+        dirty.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    let clean = jsonl(&out.join("clean.jsonl"));
+    let ids: Vec<&str> = clean.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    // a kept; b (copy), e (mojibake of a, repaired) and c (near copy) dropped
+    assert!(ids.contains(&"a") && ids.contains(&"d"), "{ids:?}");
+    for gone in ["b", "c", "e", "f", "g"] {
+        assert!(!ids.contains(&gone), "{gone} kept: {ids:?}");
+    }
+    let d = clean.iter().find(|d| d["id"] == "d").unwrap();
+    assert!(d["text"].as_str().unwrap().starts_with("数据库软件"), "{d}");
+    assert!(d["provenance"].to_string().contains("script"), "{d}");
+    assert!(!d["chunks"].as_array().unwrap().is_empty());
+    let handbook = clean
+        .iter()
+        .find(|d| d["id"].as_str().unwrap().ends_with("差旅費報銷辦法.html"))
+        .unwrap();
+    assert!(
+        handbook["text"].as_str().unwrap().contains("差旅费"),
+        "{handbook}"
+    );
+    // every drop has its step and reason
+    let rejects = jsonl(&out.join("rejects.jsonl"));
+    let why = |id: &str| {
+        let r = rejects
+            .iter()
+            .find(|r| r["id"].as_str().unwrap().ends_with(id))
+            .unwrap_or_else(|| panic!("{id} not in rejects"));
+        format!(
+            "{}/{}",
+            r["step"].as_str().unwrap(),
+            r["reason"].as_str().unwrap()
+        )
+    };
+    assert_eq!(why("b"), "exact_dedup/exact_duplicate");
+    assert_eq!(why("e"), "exact_dedup/exact_duplicate");
+    assert_eq!(why("c"), "near_dedup/near_duplicate");
+    assert_eq!(why("f"), "quality/too_short");
+    assert_eq!(why("blob.bin"), "input/binary");
+    assert_eq!(why("empty.txt"), "input/empty");
+    assert_eq!(why("records.jsonl:8"), "input/bad_json");
+    assert_eq!(why("records.jsonl:9"), "input/no_text");
+    assert_eq!(s["output_docs"].as_u64().unwrap() as usize, clean.len());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| near_dedup |") && md.contains("near_duplicate (1)"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("exact_duplicate"));
+    // the knowledge base takes the output as it is
+    e.ok(&["kb", "create", "c"]);
+    e.ok(&[
+        "ingest",
+        "c",
+        out.join("clean.jsonl").to_str().unwrap(),
+        "--no-embed",
+    ]);
+    let hits = e.json(&["search", "c", "資料庫軟體", "--mode", "bm25", "--json"]);
+    assert!(top_text(&hits).contains("数据库软件"), "{hits}");
+    // a second run finds it done; a bad recipe names its line
+    let again = e.ok(&[
+        "clean",
+        "--recipe",
+        "kb-ingest",
+        dirty.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(again.contains("already holds"), "{again}");
+    let bad = e.work.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[step]]\nname = \"repair\"\n\n[[step]]\nname = \"near_dedup\"\nbands = \"many\"\n",
+    )
+    .unwrap();
+    let o = e.run(&[
+        "clean",
+        "--recipe",
+        bad.to_str().unwrap(),
+        dirty.to_str().unwrap(),
+        "--out",
+        e.work.path().join("o2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.toml line 6")
+            && err.contains("step 2 (near_dedup)")
+            && err.contains("bands"),
+        "{err}"
+    );
+}
+
+#[test]
+fn clean_killed_mid_run_resumes_without_duplicating_a_record() {
+    let e = Env::new();
+    let input = e.work.path().join("stream.jsonl");
+    let mut lines = Vec::new();
+    for i in 0..600 {
+        // every fifth record repeats an earlier one
+        let n = if i % 5 == 4 { i - 3 } else { i };
+        lines.push(serde_json::json!({"id": format!("r{i}"), "text": format!("第{n}号通知：请各部门于本月{}日前提交第{n}季度报表，逾期将影响绩效考核{n}。", n % 28 + 1)}).to_string());
+    }
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let run = |out: &Path, crash: Option<&str>| {
+        let mut c = e.cmd(&[
+            "clean",
+            "--recipe",
+            "sft-prep",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--batch",
+            "50",
+        ]);
+        if let Some(at) = crash {
+            c.env("LUODI_CRASH_AT", at);
+        }
+        c.output().unwrap()
+    };
+    let whole = e.work.path().join("whole");
+    assert!(run(&whole, None).status.success());
+    let cut = e.work.path().join("cut");
+    let o = run(&cut, Some("clean-batch-5"));
+    assert!(!o.status.success(), "the crash hook fired");
+    let before = std::fs::read_to_string(cut.join("clean.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(before > 0);
+    let o = run(&cut, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(resumed)"));
+    let strip = |p: &Path| -> Vec<(String, String)> {
+        jsonl(p)
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap_or("").to_owned(),
+                    d["text"]
+                        .as_str()
+                        .unwrap_or(d["reason"].as_str().unwrap_or(""))
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(&cut.join("clean.jsonl")),
+        strip(&whole.join("clean.jsonl"))
+    );
+    assert_eq!(
+        strip(&cut.join("rejects.jsonl")),
+        strip(&whole.join("rejects.jsonl"))
+    );
+    assert_eq!(strip(&whole.join("clean.jsonl")).len(), 480);
+}
+
+#[test]
+fn clean_streams_stdin_and_dedups_against_earlier_runs() {
+    let e = Env::new();
+    let state = e.work.path().join("state");
+    let first = e.work.path().join("first.jsonl");
+    std::fs::write(
+        &first,
+        "{\"id\":\"1\",\"text\":\"报销须在出差结束后十五日内提交，逾期不予受理。\"}\n",
+    )
+    .unwrap();
+    let out1 = e.work.path().join("o1");
+    e.ok(&[
+        "clean",
+        "--recipe",
+        "sft-prep",
+        first.to_str().unwrap(),
+        "--out",
+        out1.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    let out2 = e.work.path().join("o2");
+    let mut child = e
+        .cmd(&[
+            "clean",
+            "--recipe",
+            "sft-prep",
+            "-",
+            "--out",
+            out2.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--json",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(
+            stdin,
+            "{{\"id\":\"2\",\"text\":\"报销须在出差结束后十五日内提交，逾期不予受理！\"}}"
+        )
+        .unwrap();
+        writeln!(
+            stdin,
+            "{{\"id\":\"3\",\"text\":\"会议室预订请在前一天下午五点前完成。\"}}"
+        )
+        .unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let clean = jsonl(&out2.join("clean.jsonl"));
+    assert_eq!(clean.len(), 1, "{clean:?}");
+    assert_eq!(clean[0]["id"], "3");
+    assert_eq!(clean[0]["source"], "stdin:2");
+}
