@@ -6,6 +6,7 @@
 //! the sha256 rule that separates tuning ids from report ids.
 
 pub mod answer;
+pub mod dedup;
 pub mod retrieval;
 
 use sha2::{Digest, Sha256};

@@ -399,6 +399,20 @@ impl NearDedup {
         ord
     }
 
+    /// One document's signature against everything kept: `Err((kept, similarity))` when it
+    /// duplicates a kept document, else `Ok(ordinal)` — it is kept (in memory only; the
+    /// step's own path also logs it).
+    pub fn observe(&mut self, sig: &[u16]) -> Result<u32, (u32, f64)> {
+        match self.find(sig) {
+            Some(hit) => Err(hit),
+            None => Ok(self.insert(sig)),
+        }
+    }
+
+    pub fn hasher(&self) -> &MinHasher {
+        &self.hasher
+    }
+
     /// The kept document this signature duplicates, with the estimated similarity.
     fn find(&self, sig: &[u16]) -> Option<(u32, f64)> {
         let perms = self.perms();
