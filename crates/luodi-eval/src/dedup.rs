@@ -299,6 +299,9 @@ pub struct DedupReport {
     pub seconds: f64,
 }
 
+/// Which pairs were caught; (right drops, all drops) on the tune and report halves.
+type Caught = (Vec<bool>, [(u64, u64); 2]);
+
 /// Runs the near-duplicate step over the set at each threshold.
 pub fn evaluate(
     set: &DedupSet,
@@ -315,7 +318,7 @@ pub fn evaluate(
             .collect()
     };
     // per threshold: which pairs were caught, and how many drops were right, per half
-    let run = |threshold: f64| -> Result<(Vec<bool>, [(u64, u64); 2]), String> {
+    let run = |threshold: f64| -> Result<Caught, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut nd = NearDedup::new(
             NearParams {
