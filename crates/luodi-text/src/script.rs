@@ -74,10 +74,39 @@ fn has_cjk(text: &str) -> bool {
 /// Converts to simplified Chinese with phrase-level dictionaries (Taiwan and Hong Kong
 /// phrases included: 資料庫 → 数据库, 軟體 → 软件).
 pub fn to_simplified(text: &str) -> String {
-    if !has_cjk(text) {
+    // only the clauses holding a character the dictionaries change are converted (OpenCC's
+    // phrases never span Chinese punctuation or line ends): most text has none
+    if !has_traditional(text) {
         return text.to_owned();
     }
-    convert(&TW2SP, BuiltinConfig::Tw2sp, text)
+    let mut out = String::with_capacity(text.len());
+    let mut pending = 0..0;
+    let mut pos = 0;
+    for clause in text.split_inclusive(is_clause_end) {
+        let end = pos + clause.len();
+        if has_traditional(clause) {
+            if pending.is_empty() {
+                pending = pos..end;
+            } else {
+                pending.end = end;
+            }
+        } else {
+            if !pending.is_empty() {
+                out.push_str(&convert(
+                    &TW2SP,
+                    BuiltinConfig::Tw2sp,
+                    &text[pending.clone()],
+                ));
+                pending = 0..0;
+            }
+            out.push_str(clause);
+        }
+        pos = end;
+    }
+    if !pending.is_empty() {
+        out.push_str(&convert(&TW2SP, BuiltinConfig::Tw2sp, &text[pending]));
+    }
+    out
 }
 
 /// Converts to traditional Chinese of the given regional variant.
@@ -167,7 +196,18 @@ const HAN_LIMIT: u32 = 0x3_0000;
 /// Characters that the traditional→simplified chain changes on their own.
 fn traditional_chars() -> &'static [u64] {
     static SET: OnceLock<Vec<u64>> = OnceLock::new();
-    SET.get_or_init(|| {
+    SET.get_or_init(|| changed_chars(&[(&T2S, BuiltinConfig::T2s), (&TW2SP, BuiltinConfig::Tw2sp)]))
+}
+
+/// Characters that the simplified→traditional chain changes on their own.
+fn simplified_chars() -> &'static [u64] {
+    static SET: OnceLock<Vec<u64>> = OnceLock::new();
+    SET.get_or_init(|| changed_chars(&[(&S2T, BuiltinConfig::S2t)]))
+}
+
+/// The Han characters that any of `chains` changes, as a bitset.
+fn changed_chars(chains: &[(&'static OnceLock<Option<OpenCC>>, BuiltinConfig)]) -> Vec<u64> {
+    {
         let mut bits = vec![0u64; (HAN_LIMIT as usize).div_ceil(64)];
         let ranges = [
             0x3400..=0x4DBF,
@@ -187,7 +227,7 @@ fn traditional_chars() -> &'static [u64] {
                 }
             }
         }
-        for (slot, cfg) in [(&T2S, BuiltinConfig::T2s), (&TW2SP, BuiltinConfig::Tw2sp)] {
+        for (slot, cfg) in chains.iter().copied() {
             let out = convert(slot, cfg, &input);
             for (c, line) in chars.iter().zip(out.split('\n')) {
                 let mut it = line.chars();
@@ -198,7 +238,7 @@ fn traditional_chars() -> &'static [u64] {
             }
         }
         bits
-    })
+    }
 }
 
 /// True when `text` holds a character that conversion to simplified would change.
@@ -210,37 +250,41 @@ pub fn has_traditional(text: &str) -> bool {
     })
 }
 
-/// Detects the script of a text from (at most) its first 4,000 characters.
+/// Detects the script of a text from (at most) its first 4,000 characters: Han characters
+/// that only traditional text uses against those only simplified text uses (two bitsets
+/// built once from OpenCC's dictionaries, so detection reads each character once).
 pub fn detect_script(text: &str) -> Script {
-    let sample: String = text.chars().take(4000).collect();
-    let cjk: Vec<char> = sample
-        .chars()
-        .filter(|c| crate::encoding::is_han(*c))
-        .collect();
-    let latin = sample.chars().filter(|c| c.is_ascii_alphabetic()).count();
-    if cjk.is_empty() || latin > cjk.len() * 4 {
+    let trad = traditional_chars();
+    let simp = simplified_chars();
+    let (mut han, mut latin, mut trad_only, mut simp_only) = (0usize, 0usize, 0usize, 0usize);
+    for c in text.chars().take(4000) {
+        if c.is_ascii_alphabetic() {
+            latin += 1;
+            continue;
+        }
+        if !crate::encoding::is_han(c) {
+            continue;
+        }
+        han += 1;
+        let cp = c as u32;
+        if cp >= HAN_LIMIT {
+            continue;
+        }
+        let bit = |set: &[u64]| set[(cp / 64) as usize] & (1 << (cp % 64)) != 0;
+        match (bit(trad), bit(simp)) {
+            (true, false) => trad_only += 1,
+            (false, true) => simp_only += 1,
+            _ => {}
+        }
+    }
+    if han == 0 || latin > han * 4 {
         return if latin > 0 {
             Script::Latin
         } else {
             Script::Unknown
         };
     }
-    let cjk_text: String = cjk.iter().collect();
-    let as_simp = convert(&T2S, BuiltinConfig::T2s, &cjk_text);
-    let as_trad = convert(&S2T, BuiltinConfig::S2t, &cjk_text);
-    let differs = |other: &str| -> usize {
-        if other.chars().count() == cjk.len() {
-            cjk.iter()
-                .zip(other.chars())
-                .filter(|(a, b)| **a != *b)
-                .count()
-        } else {
-            1 + cjk.len() / 2
-        }
-    };
-    let traditional_only = differs(&as_simp);
-    let simplified_only = differs(&as_trad);
-    if traditional_only > simplified_only {
+    if trad_only > simp_only {
         Script::Traditional
     } else {
         Script::Simplified

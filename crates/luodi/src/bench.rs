@@ -45,6 +45,8 @@ pub enum BenchCmd {
     /// Load on `luodi serve` from this second process: search and embeddings under 64
     /// connections, and search latency while a chat answer is generated.
     Serve(crate::bench_serve::ServeBench),
+    /// Throughput and peak memory of a clean recipe over a large generated input.
+    Clean(crate::bench_clean::CleanBench),
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +160,7 @@ pub fn run(home: &Path, cmd: BenchCmd, quiet: bool) -> Result<ExitCode> {
         BenchCmd::Llm(b) => crate::models_cmd::bench_llm(b, quiet),
         BenchCmd::Conversations(b) => conversations(b, quiet),
         BenchCmd::Serve(b) => crate::bench_serve::run(home, b, quiet),
+        BenchCmd::Clean(b) => crate::bench_clean::run(home, b, quiet),
     }
 }
 

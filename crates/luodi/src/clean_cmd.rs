@@ -143,6 +143,7 @@ pub fn clean(a: CleanArgs, quiet: bool) -> Result<ExitCode> {
         v["resumed"] = outcome.resumed.into();
         v["already_done"] = outcome.already_done.into();
         v["mb_per_s"] = s.mb_per_s().into();
+        v["peak_rss_mb"] = crate::bench::rss_mb().1.into();
         writeln!(out, "{v}")?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -6,6 +6,7 @@
 
 mod ask_cmd;
 mod bench;
+mod bench_clean;
 mod bench_serve;
 mod chat_cmd;
 mod clean_cmd;
