@@ -94,7 +94,7 @@ fn prepare(home: &Path, b: &CleanBench, quiet: bool) -> Result<PathBuf> {
     let mut recent: Vec<String> = Vec::new();
     let mut f: Option<std::io::BufWriter<std::fs::File>> = None;
     while written < target {
-        if f.is_none() || written / 50_000_000 >= part as u64 + 1 && written > 0 {
+        if f.is_none() || written / 50_000_000 > part as u64 {
             if let Some(mut w) = f.take() {
                 w.flush()?;
             }
