@@ -1414,3 +1414,39 @@ fn clean_streams_stdin_and_dedups_against_earlier_runs() {
     assert_eq!(clean[0]["id"], "3");
     assert_eq!(clean[0]["source"], "stdin:2");
 }
+
+#[test]
+fn eval_dedup_and_bench_clean_smoke_on_shared_data() {
+    let e = Env::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if !data.join("cmrc2018-retrieval/corpus.jsonl").is_file() {
+        eprintln!("skipped: no shared data at {}", data.display());
+        return;
+    }
+    let r = e.json(&[
+        "eval",
+        "dedup",
+        "--data",
+        data.to_str().unwrap(),
+        "--base",
+        "400",
+        "--json",
+    ]);
+    assert!(r["pairs_report"].as_u64().unwrap() > 50, "{r}");
+    assert!(r["precision"].as_f64().unwrap() >= 0.9, "{r}");
+    assert!(r["recall"].as_f64().unwrap() >= 0.9, "{r}");
+    assert_eq!(r["curve_report"].as_array().unwrap().len(), 11);
+    let b = e.json(&[
+        "bench",
+        "clean",
+        "--data",
+        data.to_str().unwrap(),
+        "--mb",
+        "2",
+        "--json",
+    ]);
+    assert!(b["mb_per_s"].as_f64().unwrap() > 0.0, "{b}");
+    assert!(b["exact_duplicates"].as_u64().unwrap() > 0, "{b}");
+    assert!(b["near_duplicates"].as_u64().unwrap() > 0, "{b}");
+    assert!(b["peak_rss_mb"].as_f64().unwrap() > 0.0, "{b}");
+}
