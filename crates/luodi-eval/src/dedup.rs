@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use luodi_clean::steps::dedup::{MinHasher, NearDedup, NearParams};
+use luodi_clean::steps::dedup::{MinHasher, NearDedup, NearParams, Observed};
 use serde::Serialize;
 
 use crate::Half;
@@ -199,7 +199,7 @@ impl DedupSet {
         )?;
         let mut clean: Vec<(String, String)> = Vec::new();
         for (id, t) in pool {
-            if pre.observe(&hasher.signature(&t)).is_ok() {
+            if matches!(pre.observe(&hasher.signature(&t)), Observed::Kept(_)) {
                 clean.push((id, t));
             }
             if clean.len() >= base {
@@ -334,11 +334,12 @@ pub fn evaluate(
         let mut drops = [(0u64, 0u64); 2];
         for (it, sig) in set.items.iter().zip(&sigs) {
             match nd.observe(sig) {
-                Ok(ord) => {
+                Observed::NoShingles => {}
+                Observed::Kept(ord) => {
                     debug_assert_eq!(ord as usize, kept_pair.len());
                     kept_pair.push(it.pair);
                 }
-                Err((ord, _)) => {
+                Observed::Duplicate(ord, _) => {
                     let right = it.pair.is_some() && kept_pair[ord as usize] == it.pair;
                     let halves: &[usize] = match it.pair {
                         Some(p) if set.pairs[p].0 == Half::Tune => &[0],

@@ -278,7 +278,9 @@ impl MinHasher {
                 .into_iter()
                 .filter(|t| t.chars().any(char::is_alphanumeric))
                 .collect();
-            if toks.len() <= self.n {
+            if toks.is_empty() {
+                Vec::new()
+            } else if toks.len() <= self.n {
                 vec![hash_seq(&toks)]
             } else {
                 toks.windows(self.n).map(hash_seq).collect()
@@ -295,7 +297,9 @@ impl MinHasher {
                 }
                 splitmix(h)
             };
-            if chars.len() <= self.n {
+            if chars.is_empty() {
+                Vec::new()
+            } else if chars.len() <= self.n {
                 vec![hash_chars(&chars)]
             } else {
                 chars.windows(self.n).map(hash_chars).collect()
@@ -306,9 +310,13 @@ impl MinHasher {
         out
     }
 
-    /// The b-bit (16) MinHash signature.
+    /// The b-bit (16) MinHash signature; empty for a text without letters or digits (no
+    /// shingle: nothing to compare, so never a duplicate — the quality step judges such text).
     pub fn signature(&self, text: &str) -> Vec<u16> {
         let sh = self.shingles(text);
+        if sh.is_empty() {
+            return Vec::new();
+        }
         let mut mins = vec![u64::MAX; self.seeds.len()];
         for h in sh {
             for (m, s) in mins.iter_mut().zip(&self.seeds) {
@@ -326,6 +334,14 @@ impl MinHasher {
 pub fn similarity(a: &[u16], b: &[u16]) -> f64 {
     let eq = a.iter().zip(b).filter(|(x, y)| x == y).count();
     eq as f64 / a.len().max(1) as f64
+}
+
+/// What [`NearDedup::observe`] found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observed {
+    Kept(u32),
+    Duplicate(u32, f64),
+    NoShingles,
 }
 
 pub struct NearDedup {
@@ -399,13 +415,16 @@ impl NearDedup {
         ord
     }
 
-    /// One document's signature against everything kept: `Err((kept, similarity))` when it
-    /// duplicates a kept document, else `Ok(ordinal)` — it is kept (in memory only; the
-    /// step's own path also logs it).
-    pub fn observe(&mut self, sig: &[u16]) -> Result<u32, (u32, f64)> {
+    /// One document's signature against everything kept: a duplicate of a kept document
+    /// (with the estimated similarity), or kept now (in memory only; the step's own path also
+    /// logs it), or nothing to compare (no shingles).
+    pub fn observe(&mut self, sig: &[u16]) -> Observed {
+        if sig.is_empty() {
+            return Observed::NoShingles;
+        }
         match self.find(sig) {
-            Some(hit) => Err(hit),
-            None => Ok(self.insert(sig)),
+            Some((ord, s)) => Observed::Duplicate(ord, s),
+            None => Observed::Kept(self.insert(sig)),
         }
     }
 
@@ -443,7 +462,9 @@ impl CorpusStep for NearDedup {
             .map(|(d, v)| (*v == Verdict::Keep).then(|| hasher.signature(&d.text)))
             .collect();
         for (sig, v) in sigs.into_iter().zip(verdicts.iter_mut()) {
-            let Some(sig) = sig else { continue };
+            let Some(sig) = sig.filter(|s| !s.is_empty()) else {
+                continue;
+            };
             match self.find(&sig) {
                 Some((ord, s)) => {
                     *self.dups.entry(ord).or_insert(0) += 1;
