@@ -47,6 +47,9 @@ pub enum BenchCmd {
     Serve(crate::bench_serve::ServeBench),
     /// Throughput and peak memory of a clean recipe over a large generated input.
     Clean(crate::bench_clean::CleanBench),
+    /// luodi's near-duplicate removal beside datatrove's (pip) on the same input: time and
+    /// agreement of the removed sets.
+    Dedup(crate::bench_dedup::DedupBench),
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +164,7 @@ pub fn run(home: &Path, cmd: BenchCmd, quiet: bool) -> Result<ExitCode> {
         BenchCmd::Conversations(b) => conversations(b, quiet),
         BenchCmd::Serve(b) => crate::bench_serve::run(home, b, quiet),
         BenchCmd::Clean(b) => crate::bench_clean::run(home, b, quiet),
+        BenchCmd::Dedup(b) => crate::bench_dedup::run(home, b, quiet),
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! The input (built once under `$LUODI_HOME/bench/clean-<MB>`, JSON lines in 50 MB parts)
 //! is made of documents of 3–12 sentences drawn at random from the shared corpora's passages
-//! (so documents differ as real ones do), with 8% exact copies, 8% near copies (a clause
-//! changed), 5% in 繁體, 3% UTF-8 read as Latin-1 and 2% junk — every step has work. The
+//! (so documents differ as real ones do), with 8% exact copies, 8% near copies (reposts: up
+//! to 12 characters changed, punctuation partly altered), 5% in 繁體, 3% UTF-8 read as Latin-1 and 2% junk — every step has work. The
 //! recipe then runs as `luodi clean` in a child process, which reports its own peak memory.
 
 use std::io::{BufRead, Write};
@@ -72,8 +72,9 @@ fn sentences(data: &Path) -> Vec<String> {
 }
 
 /// Generates the input (once); returns its folder.
-fn prepare(home: &Path, b: &CleanBench, quiet: bool) -> Result<PathBuf> {
-    let dir = home.join("bench").join(format!("clean-{}", b.mb));
+pub(crate) fn prepare(home: &Path, b: &CleanBench, quiet: bool) -> Result<PathBuf> {
+    // v2: near copies are reposts with a few words changed (v1 replaced a whole sentence)
+    let dir = home.join("bench").join(format!("clean-v2-{}", b.mb));
     let input = dir.join("input");
     if dir.join("input.complete").is_file() {
         return Ok(input);
@@ -106,12 +107,20 @@ fn prepare(home: &Path, b: &CleanBench, quiet: bool) -> Result<PathBuf> {
         let text = if roll < 8 && !recent.is_empty() {
             recent[rng.below(recent.len())].clone()
         } else if roll < 16 && !recent.is_empty() {
-            let base = &recent[rng.below(recent.len())];
-            let mut parts: Vec<&str> = base.split_inclusive('。').collect();
-            let i = rng.below(parts.len());
-            let sub = &pool[rng.below(pool.len())];
-            parts[i] = sub;
-            parts.concat()
+            // a repost: the text with a few words changed (one clause's worth, ≤ 12
+            // characters) and its punctuation partly altered
+            let base: Vec<char> = recent[rng.below(recent.len())].chars().collect();
+            let at = rng.below(base.len().saturating_sub(12).max(1));
+            let cut = 4 + rng.below(9);
+            let sub: String = pool[rng.below(pool.len())].chars().take(cut).collect();
+            let mut t: String = base[..at].iter().collect();
+            t.push_str(&sub);
+            t.extend(base[(at + cut).min(base.len())..].iter().map(|c| match c {
+                '，' => ',',
+                '。' => '.',
+                c => *c,
+            }));
+            t
         } else {
             let k = 3 + rng.below(10);
             let mut t = String::new();

@@ -7,6 +7,7 @@
 mod ask_cmd;
 mod bench;
 mod bench_clean;
+mod bench_dedup;
 mod bench_serve;
 mod chat_cmd;
 mod clean_cmd;

@@ -188,6 +188,14 @@ pub struct NearParams {
     pub rows: usize,
     #[serde(default = "d_threshold")]
     pub threshold: f64,
+    /// `keep` digits, or read every digit as `0` (numbers that differ do not make texts
+    /// differ — as datatrove normalizes them).
+    #[serde(default = "d_keep")]
+    pub digits: String,
+}
+
+fn d_keep() -> String {
+    "keep".into()
 }
 
 fn d_char() -> String {
@@ -214,6 +222,7 @@ impl Default for NearParams {
             bands: d_bands(),
             rows: d_rows(),
             threshold: d_threshold(),
+            digits: d_keep(),
         }
     }
 }
@@ -229,6 +238,7 @@ fn splitmix(mut z: u64) -> u64 {
 #[derive(Debug, Clone)]
 pub struct MinHasher {
     words: bool,
+    zero_digits: bool,
     n: usize,
     seeds: Vec<u64>,
 }
@@ -239,6 +249,11 @@ impl MinHasher {
             "char" => false,
             "word" => true,
             other => return Err(format!("shingle: {other:?} is not \"char\" or \"word\"")),
+        };
+        let zero_digits = match p.digits.as_str() {
+            "keep" => false,
+            "zero" => true,
+            other => return Err(format!("digits: {other:?} is not \"keep\" or \"zero\"")),
         };
         if p.n == 0 || p.n > 32 {
             return Err("n: give 1-32".into());
@@ -251,6 +266,7 @@ impl MinHasher {
         }
         Ok(MinHasher {
             words,
+            zero_digits,
             n: p.n,
             seeds: (0..p.bands * p.rows)
                 .map(|i| splitmix(0x006c_756f_6469 ^ i as u64))
@@ -260,7 +276,13 @@ impl MinHasher {
 
     /// Hashes of the text's shingles (deduplicated).
     pub fn shingles(&self, text: &str) -> Vec<u64> {
-        let f = luodi_text::fold_for_search(text);
+        let mut f = luodi_text::fold_for_search(text);
+        if self.zero_digits {
+            f = f
+                .chars()
+                .map(|c| if c.is_ascii_digit() { '0' } else { c })
+                .collect();
+        }
         let hash_seq = |items: &[&str]| -> u64 {
             let mut h: u64 = 0xcbf2_9ce4_8422_2325;
             for it in items {
@@ -360,8 +382,12 @@ impl NearDedup {
         let hasher = MinHasher::new(&p)?;
         // signatures of other settings are not comparable: each setting has its own log
         let path = state.join(format!(
-            "near-{}{}-{}x{}.log",
-            p.shingle, p.n, p.bands, p.rows
+            "near-{}{}-{}x{}{}.log",
+            p.shingle,
+            p.n,
+            p.bands,
+            p.rows,
+            if p.digits == "zero" { "-d0" } else { "" }
         ));
         let (log, data) =
             AppendLog::open(path.clone()).map_err(|e| format!("state {}: {e}", path.display()))?;

@@ -116,6 +116,7 @@ pub const STEPS: &[StepDoc] = &[
             p!("bands", "integer", "25", "LSH bands"),
             p!("rows", "integer", "5", "rows per band (bands × rows MinHash values)"),
             p!("threshold", "float", "0.6", "estimated Jaccard at or above which a candidate is a duplicate"),
+            p!("digits", "\"keep\" | \"zero\"", "\"keep\"", "zero: every digit reads as 0, so texts that differ only in numbers are duplicates"),
         ],
     },
     StepDoc {
