@@ -12,6 +12,7 @@
 //! last checkpoint without writing a record twice.
 
 pub mod input;
+pub mod parquet_out;
 pub mod recipe;
 pub mod report;
 pub mod run;

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub restart: bool,
     /// Stop after this many batches (tests of resume).
     pub stop_after_batches: Option<u64>,
+    /// Also write `clean.parquet` when the run is done.
+    pub parquet: bool,
 }
 
 impl RunOptions {
@@ -45,6 +47,7 @@ impl RunOptions {
             batch_bytes: 8 << 20,
             restart: false,
             stop_after_batches: None,
+            parquet: false,
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct Outcome {
     pub resumed: bool,
     /// Stopped early by `stop_after_batches`.
     pub stopped: bool,
+    /// Rows of `clean.parquet`, when written.
+    pub parquet_rows: Option<u64>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -186,6 +191,7 @@ pub fn run(
                     already_done: true,
                     resumed: false,
                     stopped: false,
+                    parquet_rows: None,
                 });
             }
             for (c, marks) in corpus_steps(&mut recipe).into_iter().zip(&prev.state) {
@@ -259,6 +265,7 @@ pub fn run(
     }
     let mut batches = 0u64;
     let mut stopped = false;
+    let mut parquet_rows = None;
     loop {
         // one batch
         let mut docs: Vec<Doc> = Vec::new();
@@ -426,6 +433,13 @@ pub fn run(
         }
         cp.done = true;
         cp.stats.seconds = base_seconds + started.elapsed().as_secs_f64();
+        if opts.parquet {
+            parquet_rows = Some(crate::parquet_out::write_parquet(
+                &clean_path,
+                &out.join("clean.parquet"),
+                10_000,
+            )?);
+        }
         write_atomic(
             &out.join("report.md"),
             report::markdown(&cp.stats).as_bytes(),
@@ -441,5 +455,6 @@ pub fn run(
         already_done: false,
         resumed,
         stopped,
+        parquet_rows,
     })
 }

@@ -42,6 +42,9 @@ pub struct CleanArgs {
     /// Replace what OUT holds instead of resuming it.
     #[arg(long)]
     pub restart: bool,
+    /// Also write the corpus as OUT/clean.parquet.
+    #[arg(long)]
+    pub parquet: bool,
     /// Print every step and its parameters.
     #[arg(long)]
     pub list_steps: bool,
@@ -121,6 +124,7 @@ pub fn clean(a: CleanArgs, quiet: bool) -> Result<ExitCode> {
         state: a.state,
         batch_docs: a.batch.max(1),
         restart: a.restart,
+        parquet: a.parquet,
         ..RunOptions::new(&dir)
     };
     let bar = ProgressBar::new_spinner();
@@ -144,6 +148,7 @@ pub fn clean(a: CleanArgs, quiet: bool) -> Result<ExitCode> {
         v["already_done"] = outcome.already_done.into();
         v["mb_per_s"] = s.mb_per_s().into();
         v["peak_rss_mb"] = crate::bench::rss_mb().1.into();
+        v["parquet_rows"] = outcome.parquet_rows.into();
         writeln!(out, "{v}")?;
         return Ok(ExitCode::SUCCESS);
     }

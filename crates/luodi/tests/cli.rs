@@ -1196,6 +1196,7 @@ fn clean_turns_a_dirty_folder_into_a_corpus_the_knowledge_base_takes() {
         dirty.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--parquet",
         "--json",
     ]);
     let clean = jsonl(&out.join("clean.jsonl"));
@@ -1239,6 +1240,10 @@ fn clean_turns_a_dirty_folder_into_a_corpus_the_knowledge_base_takes() {
     assert_eq!(why("records.jsonl:8"), "input/bad_json");
     assert_eq!(why("records.jsonl:9"), "input/no_text");
     assert_eq!(s["output_docs"].as_u64().unwrap() as usize, clean.len());
+    assert_eq!(s["parquet_rows"].as_u64().unwrap() as usize, clean.len());
+    assert!(std::fs::read(out.join("clean.parquet"))
+        .unwrap()
+        .starts_with(b"PAR1"));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("| near_dedup |") && md.contains("near_duplicate (1)"),
