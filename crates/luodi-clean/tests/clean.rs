@@ -103,3 +103,39 @@ proptest! {
         prop_assert_eq!(kept, kept_one);
     }
 }
+
+#[test]
+fn a_50_mb_single_line_is_judged_like_any_record_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let huge = "长".repeat((50 << 20) / 3 + 1); // 50 MB of UTF-8 on one line
+    let lines = [
+        serde_json::json!({"id": "before", "text": "会议室预订请在前一天下午五点前完成。"})
+            .to_string(),
+        serde_json::json!({"id": "huge", "text": huge}).to_string(),
+        serde_json::json!({"id": "after", "text": "新员工须在入职当周完成信息安全培训。"})
+            .to_string(),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out");
+    let o = run(
+        &RecipeSource::load("sft-prep").unwrap(),
+        &[Source::Path(input)],
+        &InputOptions::default(),
+        &RunOptions::new(&out),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(ids(&out.join("clean.jsonl")), ["before", "after"]);
+    let rejects = std::fs::read_to_string(out.join("rejects.jsonl")).unwrap();
+    assert!(
+        rejects.contains("\"huge\"") && rejects.contains("too_long"),
+        "{}",
+        &rejects[..rejects.len().min(300)]
+    );
+    assert!(
+        rejects.len() < 10_000,
+        "a reject holds a preview, not the record"
+    );
+    assert_eq!(o.stats.input_docs, 3);
+}
