@@ -90,7 +90,8 @@ fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
     move |e| Error::internal(context, e)
 }
 
-pub(crate) fn now_secs() -> i64 {
+/// Seconds since the Unix epoch (0 on a clock set before it).
+pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -18,6 +18,7 @@ pub mod retrieve;
 pub use access::{AuditEntry, Feedback, Job, KeyInfo, KeyRejection, NewKey, Scope};
 pub use answer::{Answer, AnswerFormat, AskOptions, Choice, Evidence, Prepared, Signals};
 pub use context::PastTurn;
+pub use conversation::now_secs;
 pub use conversation::{Conversation, ConversationInfo, Turn};
 pub use home::{Home, Kb, KbConfig, KbInfo};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress};

@@ -19,27 +19,7 @@ use std::path::Path;
 use luodi_clean::steps::dedup::{MinHasher, NearDedup, NearParams, Observed};
 use serde::Serialize;
 
-use crate::Half;
-
-/// A small deterministic generator (xorshift64*), so the set is the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::{Half, Rng};
 
 const SETS: &[&str] = &[
     "cmrc2018-retrieval",

@@ -594,12 +594,7 @@ pub async fn key_create(
     }
     let expires_at = match (req.expires_at, req.expires_in_days) {
         (Some(t), _) => Some(t),
-        (None, Some(d)) if d > 0.0 => Some(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |n| n.as_secs() as i64)
-                + (d * 86400.0) as i64,
-        ),
+        (None, Some(d)) if d > 0.0 => Some(luodi_engine::now_secs() + (d * 86400.0) as i64),
         (None, Some(_)) => {
             return Err(ApiError::bad_field(
                 "expires_in_days",

@@ -288,9 +288,7 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
             "request"
         );
         let entry = AuditEntry {
-            at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            at: luodi_engine::now_secs(),
             key_id,
             method,
             route,

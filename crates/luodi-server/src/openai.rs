@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -13,20 +13,14 @@ use axum::{Extension, Json};
 use base64::Engine as _;
 use futures_util::StreamExt;
 use luodi_core::{Embedder, SearchMode};
-use luodi_engine::{Answer, AnswerFormat, AskOptions, PastTurn, Turn};
-use luodi_models::llm::{ChatMessage, GenParams, Role};
+use luodi_engine::{now_secs as now, Answer, AnswerFormat, AskOptions, PastTurn, Turn};
+use luodi_models::llm::{ChatMessage, GenParams, Generator, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiJson};
 use crate::{AppState, AuditDetail, AuditKb, Caller};
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// `GET /v1/models`: the local model and the knowledge bases this key may use.
 pub async fn models(
@@ -121,6 +115,23 @@ struct Outcome {
     completion_tokens: usize,
     /// Knowledge-base answers: what the answer stands on.
     grounded: Option<(Answer, Turn, String)>,
+}
+
+/// The model a queued task was given, or the failure sent to its request when it could not
+/// be loaded.
+fn loaded<'g>(
+    generator: Result<&'g dyn Generator, &str>,
+    tx: &mpsc::UnboundedSender<ChatEvent>,
+) -> Option<&'g dyn Generator> {
+    match generator {
+        Ok(g) => Some(g),
+        Err(why) => {
+            let _ = tx.send(ChatEvent::Failed(ApiError::unavailable(format!(
+                "the model is not available: {why}"
+            ))));
+            None
+        }
+    }
 }
 
 fn luodi_fields(o: &Outcome) -> Value {
@@ -239,14 +250,8 @@ pub async fn chat_completions(
         let st2 = st.clone();
         let tx = tx.clone();
         Box::new(move |generator| {
-            let generator = match generator {
-                Ok(g) => g,
-                Err(why) => {
-                    let _ = tx.send(ChatEvent::Failed(ApiError::unavailable(format!(
-                        "the model is not available: {why}"
-                    ))));
-                    return;
-                }
+            let Some(generator) = loaded(generator, &tx) else {
+                return;
             };
             let conversation = match conversation {
                 Some(id) => id,
@@ -323,14 +328,8 @@ pub async fn chat_completions(
         let tx = tx.clone();
         let st2 = st.clone();
         Box::new(move |generator| {
-            let generator = match generator {
-                Ok(g) => g,
-                Err(why) => {
-                    let _ = tx.send(ChatEvent::Failed(ApiError::unavailable(format!(
-                        "the model is not available: {why}"
-                    ))));
-                    return;
-                }
+            let Some(generator) = loaded(generator, &tx) else {
+                return;
             };
             st2.metrics.generating.set(1);
             let r = generator.chat(&messages, &params, &mut |piece| {

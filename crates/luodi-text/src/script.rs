@@ -74,8 +74,14 @@ fn has_cjk(text: &str) -> bool {
 /// Converts to simplified Chinese with phrase-level dictionaries (Taiwan and Hong Kong
 /// phrases included: 資料庫 → 数据库, 軟體 → 软件).
 pub fn to_simplified(text: &str) -> String {
-    // only the clauses holding a character the dictionaries change are converted (OpenCC's
-    // phrases never span Chinese punctuation or line ends): most text has none
+    convert_clauses(text, |c| convert(&TW2SP, BuiltinConfig::Tw2sp, c))
+}
+
+/// `text` with `simplify` applied only to the runs of clauses holding a character a
+/// traditional→simplified dictionary changes. Most text has none, which a bitset tells ~50×
+/// cheaper than running the dictionaries; mostly simplified text often holds a stray one
+/// (著, 乾), and OpenCC's phrases never span Chinese punctuation or line ends.
+fn convert_clauses(text: &str, simplify: impl Fn(&str) -> String) -> String {
     if !has_traditional(text) {
         return text.to_owned();
     }
@@ -92,11 +98,7 @@ pub fn to_simplified(text: &str) -> String {
             }
         } else {
             if !pending.is_empty() {
-                out.push_str(&convert(
-                    &TW2SP,
-                    BuiltinConfig::Tw2sp,
-                    &text[pending.clone()],
-                ));
+                out.push_str(&simplify(&text[pending.clone()]));
                 pending = 0..0;
             }
             out.push_str(clause);
@@ -104,7 +106,7 @@ pub fn to_simplified(text: &str) -> String {
         pos = end;
     }
     if !pending.is_empty() {
-        out.push_str(&convert(&TW2SP, BuiltinConfig::Tw2sp, &text[pending]));
+        out.push_str(&simplify(&text[pending]));
     }
     out
 }
@@ -128,37 +130,7 @@ pub fn to_traditional(text: &str, variant: Variant) -> String {
 /// OpenCC's chains are not idempotent for a few characters (薴 → 苧 → 苎), so the fold runs to
 /// a fixed point: a key folds to itself, and every spelling of a character meets.
 pub(crate) fn fold_to_simplified(text: &str) -> String {
-    // Most text has no character a traditional→simplified dictionary would touch; finding
-    // that out with a bitset is ~50× cheaper than running the dictionaries. Mostly simplified
-    // text often holds a stray one (著, 乾), so only the clauses around such characters are
-    // converted: OpenCC's phrases never span Chinese punctuation or line ends.
-    if !has_traditional(text) {
-        return fold_variants(text.to_owned());
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut pending = 0..0;
-    let mut pos = 0;
-    for clause in text.split_inclusive(is_clause_end) {
-        let end = pos + clause.len();
-        if has_traditional(clause) {
-            if pending.is_empty() {
-                pending = pos..end;
-            } else {
-                pending.end = end;
-            }
-        } else {
-            if !pending.is_empty() {
-                out.push_str(&simplify_to_fixed_point(&text[pending.clone()]));
-                pending = 0..0;
-            }
-            out.push_str(clause);
-        }
-        pos = end;
-    }
-    if !pending.is_empty() {
-        out.push_str(&simplify_to_fixed_point(&text[pending]));
-    }
-    fold_variants(out)
+    fold_variants(convert_clauses(text, simplify_to_fixed_point))
 }
 
 fn is_clause_end(c: char) -> bool {

@@ -97,7 +97,7 @@ pub struct SearchBench {
 }
 
 /// Passages (title, text) from the public corpora.
-fn passages(data: &Path) -> Result<Vec<(String, String)>> {
+pub(crate) fn passages(data: &Path) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for set in SETS {
         let path = data.join(set).join("corpus.jsonl");

@@ -6,12 +6,13 @@
 //! to 12 characters changed, punctuation partly altered), 5% in 繁體, 3% UTF-8 read as Latin-1 and 2% junk — every step has work. The
 //! recipe then runs as `luodi clean` in a child process, which reports its own peak memory.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use luodi_eval::Rng;
 use serde_json::{json, Value};
 
 #[derive(Args, Debug)]
@@ -28,47 +29,14 @@ pub struct CleanBench {
     pub json: bool,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn sentences(data: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for set in [
-        "cmrc2018-retrieval",
-        "dureader2-demo-retrieval",
-        "domainrag-ruc-admissions",
-        "taipei-gov-faq",
-        "xquad-zh-retrieval",
-    ] {
-        let Ok(f) = std::fs::File::open(data.join(set).join("corpus.jsonl")) else {
-            continue;
-        };
-        for line in std::io::BufReader::new(f).lines().map_while(|l| l.ok()) {
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if let Some(t) = v["text"].as_str() {
-                for s in luodi_text::split_sentences(t) {
-                    if s.chars().count() >= 8 {
-                        out.push(s.to_owned());
-                    }
-                }
-            }
-        }
-    }
-    out
+/// Sentences (8 characters or more) of the shared corpora's passages.
+fn sentences(data: &Path) -> Result<Vec<String>> {
+    Ok(crate::bench::passages(data)?
+        .iter()
+        .flat_map(|(_, t)| luodi_text::split_sentences(t))
+        .filter(|s| s.chars().count() >= 8)
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Generates the input (once); returns its folder.
@@ -83,7 +51,7 @@ pub(crate) fn prepare(home: &Path, b: &CleanBench, quiet: bool) -> Result<PathBu
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&input)?;
-    let pool = sentences(&b.data);
+    let pool = sentences(&b.data)?;
     anyhow::ensure!(
         pool.len() > 1000,
         "too few sentences under {}",

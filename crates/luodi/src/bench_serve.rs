@@ -209,12 +209,7 @@ pub fn run(home: &Path, b: ServeBench, quiet: bool) -> Result<ExitCode> {
                 kb: "bench".into(),
                 write: false,
             }],
-            Some(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_secs() as i64
-                    + 3600,
-            ),
+            Some(luodi_engine::now_secs() + 3600),
         )?
         .secret
     };

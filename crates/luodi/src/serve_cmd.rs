@@ -213,12 +213,7 @@ pub fn keys(home: &Path, cmd: KeysCmd) -> Result<ExitCode> {
                 bail!("give --kb NAME[:write] (repeatable) or --admin");
             }
             let expires_at = match expires_days {
-                Some(d) if d > 0.0 => Some(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)?
-                        .as_secs() as i64
-                        + (d * 86400.0) as i64,
-                ),
+                Some(d) if d > 0.0 => Some(luodi_engine::now_secs() + (d * 86400.0) as i64),
                 Some(_) => bail!("--expires-days: give a positive number"),
                 None => None,
             };

@@ -899,6 +899,18 @@ fn bench_conversations_prints_its_numbers() {
     }
 }
 
+/// The shared evaluation data folder, when it holds `probe` (a test that needs it is skipped
+/// otherwise, with a line saying so).
+fn shared_data(probe: &str) -> Option<PathBuf> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if data.join(probe).is_file() {
+        Some(data)
+    } else {
+        eprintln!("skipped: no {probe} under {}", data.display());
+        None
+    }
+}
+
 /// A started `luodi serve`: its address and admin key, read from what it prints.
 struct Serving {
     child: std::process::Child,
@@ -1058,11 +1070,9 @@ fn web_page_asks_streams_cites_and_stores_feedback_in_a_real_browser() {
 #[test]
 fn bench_serve_loads_a_real_server_from_a_second_process() {
     let e = Env::new();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if !data.join("cmrc2018-retrieval/queries.jsonl").is_file() {
-        eprintln!("skipped: no shared data at {}", data.display());
+    let Some(data) = shared_data("cmrc2018-retrieval/queries.jsonl") else {
         return;
-    }
+    };
     let v = e.json(&[
         "bench",
         "serve",
@@ -1423,11 +1433,9 @@ fn clean_streams_stdin_and_dedups_against_earlier_runs() {
 #[test]
 fn eval_dedup_and_bench_clean_smoke_on_shared_data() {
     let e = Env::new();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if !data.join("cmrc2018-retrieval/corpus.jsonl").is_file() {
-        eprintln!("skipped: no shared data at {}", data.display());
+    let Some(data) = shared_data("cmrc2018-retrieval/corpus.jsonl") else {
         return;
-    }
+    };
     let r = e.json(&[
         "eval",
         "dedup",
