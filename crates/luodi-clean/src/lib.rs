@@ -17,6 +17,7 @@ pub mod recipe;
 pub mod report;
 pub mod run;
 pub mod steps;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +105,7 @@ impl Step {
 pub enum CleanError {
     #[error("{0}")]
     Recipe(String),
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", if source.raw_os_error() == Some(28) { " — free some space and run the same command again: the run resumes from its last checkpoint" } else { "" })]
     Io {
         path: std::path::PathBuf,
         #[source]

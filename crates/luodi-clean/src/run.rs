@@ -380,18 +380,35 @@ pub fn run(
                 clean_lines.push('\n');
             }
         }
-        // outputs, then stores, then the checkpoint
-        clean
+        // outputs, then stores, then the checkpoint; a write that fails (a full disk) takes
+        // the outputs back to the checkpoint, so they never end in half a record
+        let undo = |clean: &File, rejects: &File| {
+            let _ = clean.set_len(cp.clean_bytes);
+            let _ = rejects.set_len(cp.rejects_bytes);
+        };
+        if let Err(e) = clean
             .write_all(clean_lines.as_bytes())
             .and_then(|_| clean.sync_data())
-            .map_err(|e| CleanError::io(&clean_path, e))?;
-        rejects
+        {
+            undo(&clean, &rejects);
+            return Err(CleanError::io(&clean_path, e));
+        }
+        if let Err(e) = rejects
             .write_all(reject_lines.as_bytes())
             .and_then(|_| rejects.sync_data())
-            .map_err(|e| CleanError::io(&rejects_path, e))?;
+        {
+            undo(&clean, &rejects);
+            return Err(CleanError::io(&rejects_path, e));
+        }
         let mut marks = Vec::new();
         for c in corpus_steps(&mut recipe) {
-            marks.push(c.commit().map_err(|e| CleanError::io(&state_dir, e))?);
+            match c.commit() {
+                Ok(m) => marks.push(m),
+                Err(e) => {
+                    undo(&clean, &rejects);
+                    return Err(CleanError::io(&state_dir, e));
+                }
+            }
         }
         cp.state = marks;
         cp.items += consumed;

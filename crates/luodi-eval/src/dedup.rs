@@ -179,7 +179,10 @@ impl DedupSet {
         )?;
         let mut clean: Vec<(String, String)> = Vec::new();
         for (id, t) in pool {
-            if matches!(pre.observe(&hasher.signature(&t)), Observed::Kept(_)) {
+            let seen = pre
+                .observe(&hasher.signature(&t))
+                .map_err(|e| e.to_string())?;
+            if matches!(seen, Observed::Kept(_)) {
                 clean.push((id, t));
             }
             if clean.len() >= base {
@@ -313,7 +316,7 @@ pub fn evaluate(
         // (an unrelated document's wrong drop counts against both halves' precision)
         let mut drops = [(0u64, 0u64); 2];
         for (it, sig) in set.items.iter().zip(&sigs) {
-            match nd.observe(sig) {
+            match nd.observe(sig).map_err(|e| e.to_string())? {
                 Observed::NoShingles => {}
                 Observed::Kept(ord) => {
                     debug_assert_eq!(ord as usize, kept_pair.len());

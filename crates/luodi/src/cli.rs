@@ -226,7 +226,7 @@ fn eval_dedup(a: DedupArgs) -> Result<ExitCode> {
         bands: a.bands,
         rows: a.rows,
         threshold: a.threshold,
-        digits: "keep".into(),
+        ..Default::default()
     };
     let thresholds: Vec<f64> = (0..=10).map(|i| 0.4 + 0.05 * i as f64).collect();
     let r = luodi_eval::dedup::evaluate(&set, &params, &thresholds)

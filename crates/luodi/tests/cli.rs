@@ -1370,6 +1370,106 @@ fn clean_killed_mid_run_resumes_without_duplicating_a_record() {
     assert_eq!(strip(&whole.join("clean.jsonl")).len(), 480);
 }
 
+/// A small tmpfs mounted for one test (needs root, as CI runs); unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| SmallDisk(at.to_owned()))
+    }
+
+    fn grow(&self, size: &str) {
+        let o = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn clean_on_a_full_disk_stops_with_a_clear_error_keeps_whole_records_and_resumes() {
+    let e = Env::new();
+    let input = e.work.path().join("big.jsonl");
+    let mut lines = Vec::new();
+    for i in 0..4000 {
+        let n = if i % 7 == 6 { i - 5 } else { i };
+        lines.push(serde_json::json!({"id": format!("d{i}"), "text": format!("第{n}号公告：关于{}部门第{n}批设备采购的说明。本批设备共{}台，预算{}万元，由{}负责验收，验收合格后十个工作日内付款；如有质量问题，供应商须在{}日内更换。", ["财务", "人事", "行政", "研发"][n % 4], n % 97 + 3, n * 7 % 1000 + 10, ["张三", "李四", "王五"][n % 3], n % 20 + 5)}).to_string());
+    }
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let run = |out: &Path| {
+        e.cmd(&[
+            "clean",
+            "--recipe",
+            "kb-ingest",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--batch",
+            "200",
+        ])
+        .output()
+        .unwrap()
+    };
+    let whole = e.work.path().join("whole");
+    let o = run(&whole);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let full = whole.join("clean.jsonl").metadata().unwrap().len();
+    let mnt = e.work.path().join("disk");
+    let Some(disk) = SmallDisk::mount(&mnt, &format!("{}", full / 2)) else {
+        eprintln!("full-disk test not run: mounting a tmpfs needs root");
+        return;
+    };
+    let out = mnt.join("out");
+    let o = run(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the disk filled up");
+    assert!(
+        err.contains("No space left on device") && err.contains("run the same command again"),
+        "{err}"
+    );
+    // whole records only, and as many as the checkpoint says
+    let kept = jsonl(&out.join("clean.jsonl")).len();
+    let rejected = jsonl(&out.join("rejects.jsonl")).len();
+    assert!(kept > 0 && kept < 3500, "{kept}");
+    let cp: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(cp["items"].as_u64().unwrap() as usize, kept + rejected);
+    // space again: the same command resumes and ends with what a run on a roomy disk wrote
+    disk.grow("64m");
+    let o = run(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(resumed)"));
+    let ids = |p: &Path| -> Vec<String> {
+        jsonl(p)
+            .iter()
+            .map(|d| format!("{}:{}", d["id"], d["text"].as_str().map_or(0, str::len)))
+            .collect()
+    };
+    assert_eq!(
+        ids(&out.join("clean.jsonl")),
+        ids(&whole.join("clean.jsonl"))
+    );
+    assert_eq!(
+        ids(&out.join("rejects.jsonl")),
+        ids(&whole.join("rejects.jsonl"))
+    );
+}
+
 #[test]
 fn clean_streams_stdin_and_dedups_against_earlier_runs() {
     let e = Env::new();

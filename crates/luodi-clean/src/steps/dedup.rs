@@ -1,9 +1,10 @@
 //! Exact and near-duplicate removal against everything kept before.
 //!
-//! The state of each is an append-only log in the state folder (exact: 16-byte content
-//! hashes; near: each kept document's MinHash signature), loaded at start, appended per batch
-//! and cut back to a checkpoint's marks on resume — so later runs and streams dedup against
-//! what came before, and a killed run never half-remembers a batch it did not write.
+//! The state of each is a [`Store`] in the state folder (exact: 16-byte content hashes; near:
+//! each kept document's MinHash signature), an append-only log with an index on disk, appended
+//! per batch and cut back to a checkpoint's marks on resume — so later runs and streams dedup
+//! against what came before, a killed run never half-remembers a batch it did not write, and
+//! memory stays bounded however much the state holds.
 //!
 //! Near duplicates: shingles of the folded text (width, case, 繁简 folded; punctuation and
 //! spaces left out, so punctuation edits and script conversion do not hide a copy), a MinHash
@@ -11,81 +12,24 @@
 //! find candidates, and a candidate confirmed when the share of equal values — the estimated
 //! Jaccard similarity — reaches the threshold. The first document of a cluster is kept.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
+use crate::store::{Store, StoreLimits};
 use crate::{CorpusStep, Doc, Verdict};
 
-/// An append-only file of fixed-size records.
-struct AppendLog {
-    path: PathBuf,
-    file: File,
-    len: u64,
-    pending: Vec<u8>,
+fn limits(filter_mb: usize) -> StoreLimits {
+    StoreLimits {
+        filter_bytes: filter_mb << 20,
+        ..StoreLimits::default()
+    }
 }
 
-impl AppendLog {
-    fn open(path: PathBuf) -> std::io::Result<(AppendLog, Vec<u8>)> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
-        let mut data = Vec::new();
-        file.seek(std::io::SeekFrom::Start(0))?;
-        file.read_to_end(&mut data)?;
-        let len = data.len() as u64;
-        Ok((
-            AppendLog {
-                path,
-                file,
-                len,
-                pending: Vec::new(),
-            },
-            data,
-        ))
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-    }
-
-    fn commit(&mut self) -> std::io::Result<u64> {
-        if !self.pending.is_empty() {
-            self.file.write_all(&self.pending)?;
-            self.len += self.pending.len() as u64;
-            self.pending.clear();
-        }
-        self.file.sync_data()?;
-        Ok(self.len)
-    }
-
-    /// Cuts the file back to `len` bytes (whole records) and returns its content.
-    fn cut_to(&mut self, len: u64) -> std::io::Result<Vec<u8>> {
-        self.pending.clear();
-        let file = OpenOptions::new().write(true).open(&self.path)?;
-        let now = file.metadata()?.len();
-        if len > now {
-            return Err(std::io::Error::other(format!(
-                "{}: holds {now} bytes, the checkpoint expects {len}: the state folder was changed",
-                self.path.display()
-            )));
-        }
-        file.set_len(len)?;
-        file.sync_data()?;
-        self.len = len;
-        let mut data = Vec::new();
-        File::open(&self.path)?.read_to_end(&mut data)?;
-        Ok(data)
-    }
+fn open_err(state: &Path, name: &str, e: std::io::Error) -> String {
+    format!("state {}: {e}", state.join(format!("{name}.log")).display())
 }
 
 /// The key documents are compared by: the folded text without whitespace.
@@ -98,40 +42,70 @@ fn folded(text: &str) -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExactParams {}
+pub struct ExactParams {
+    /// Memory for the index's Bloom filters (MB); past it the index is read from disk.
+    #[serde(default = "d_exact_mb")]
+    pub filter_mb: usize,
+}
+
+fn d_exact_mb() -> usize {
+    64
+}
 
 pub struct ExactDedup {
-    log: AppendLog,
-    seen: FxHashSet<u128>,
-    dups: FxHashMap<u128, u32>,
+    store: Store,
+    /// Kept document → documents dropped as its copies.
+    dups: FxHashMap<u32, u32>,
 }
 
 impl ExactDedup {
-    pub fn new(_p: ExactParams, state: &Path) -> Result<ExactDedup, String> {
-        let path = state.join("exact.log");
-        let (log, data) =
-            AppendLog::open(path.clone()).map_err(|e| format!("state {}: {e}", path.display()))?;
-        let mut s = ExactDedup {
-            log,
-            seen: FxHashSet::default(),
+    pub fn new(p: ExactParams, state: &Path) -> Result<ExactDedup, String> {
+        let store = Store::open(
+            state,
+            "exact",
+            16,
+            limits(p.filter_mb),
+            Box::new(|r: &[u8], out: &mut Vec<u64>| {
+                let mut k = [0u8; 8];
+                k.copy_from_slice(&r[..8]);
+                out.push(u64::from_le_bytes(k));
+            }),
+        )
+        .map_err(|e| open_err(state, "exact", e))?;
+        Ok(ExactDedup {
+            store,
             dups: FxHashMap::default(),
-        };
-        s.load(&data);
-        Ok(s)
+        })
     }
 
-    fn load(&mut self, data: &[u8]) {
-        self.seen.clear();
-        for rec in data.chunks_exact(16) {
-            self.seen
-                .insert(u128::from_le_bytes(rec.try_into().unwrap_or([0; 16])));
+    /// The kept document with this content hash.
+    fn find(&self, key: &[u8; 16]) -> std::io::Result<Option<u32>> {
+        let mut cands = Vec::new();
+        let mut k = [0u8; 8];
+        k.copy_from_slice(&key[..8]);
+        self.store.candidates(u64::from_le_bytes(k), &mut cands)?;
+        let mut rec = [0u8; 16];
+        for ord in cands {
+            self.store.record(ord, &mut rec)?;
+            if &rec == key {
+                return Ok(Some(ord));
+            }
         }
+        Ok(None)
     }
 }
 
-fn exact_key(text: &str) -> u128 {
+fn exact_key(text: &str) -> [u8; 16] {
     let h = blake3::hash(folded(text).as_bytes());
-    u128::from_le_bytes(h.as_bytes()[..16].try_into().unwrap_or([0; 16]))
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h.as_bytes()[..16]);
+    k
+}
+
+/// A store read that failed mid-batch: the document goes to the rejects with the error
+/// (nothing is lost, and it is never let through unchecked).
+fn store_error(e: std::io::Error) -> Verdict {
+    Verdict::drop("state_error", format!("dedup state could not be read: {e}"))
 }
 
 impl CorpusStep for ExactDedup {
@@ -140,32 +114,35 @@ impl CorpusStep for ExactDedup {
     }
 
     fn apply_batch(&mut self, docs: &mut [Doc], verdicts: &mut [Verdict]) {
-        let keys: Vec<Option<u128>> = docs
+        let keys: Vec<Option<[u8; 16]>> = docs
             .par_iter()
             .zip(verdicts.par_iter())
             .map(|(d, v)| (*v == Verdict::Keep).then(|| exact_key(&d.text)))
             .collect();
         for (k, v) in keys.into_iter().zip(verdicts.iter_mut()) {
             let Some(k) = k else { continue };
-            if self.seen.insert(k) {
-                self.log.push(&k.to_le_bytes());
-            } else {
-                *self.dups.entry(k).or_insert(0) += 1;
-                *v = Verdict::drop(
-                    "exact_duplicate",
-                    "same text (folded) as an earlier document",
-                );
+            match self.find(&k) {
+                Ok(None) => {
+                    self.store.push(&k);
+                }
+                Ok(Some(ord)) => {
+                    *self.dups.entry(ord).or_insert(0) += 1;
+                    *v = Verdict::drop(
+                        "exact_duplicate",
+                        "same text (folded) as an earlier document",
+                    );
+                }
+                Err(e) => *v = store_error(e),
             }
         }
     }
 
     fn commit(&mut self) -> std::io::Result<Vec<u64>> {
-        Ok(vec![self.log.commit()?])
+        Ok(vec![self.store.commit()?])
     }
 
     fn restore(&mut self, marks: &[u64]) -> std::io::Result<()> {
-        let data = self.log.cut_to(marks.first().copied().unwrap_or(0))?;
-        self.load(&data);
+        self.store.restore(marks.first().copied().unwrap_or(0))?;
         self.dups.clear();
         Ok(())
     }
@@ -192,6 +169,13 @@ pub struct NearParams {
     /// differ — as datatrove normalizes them).
     #[serde(default = "d_keep")]
     pub digits: String,
+    /// Memory for the index's Bloom filters (MB); past it the index is read from disk.
+    #[serde(default = "d_near_mb")]
+    pub filter_mb: usize,
+}
+
+fn d_near_mb() -> usize {
+    256
 }
 
 fn d_keep() -> String {
@@ -223,6 +207,7 @@ impl Default for NearParams {
             rows: d_rows(),
             threshold: d_threshold(),
             digits: d_keep(),
+            filter_mb: d_near_mb(),
         }
     }
 }
@@ -284,13 +269,9 @@ impl MinHasher {
                 .collect();
         }
         let hash_seq = |items: &[&str]| -> u64 {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for it in items {
-                for b in it.bytes() {
-                    h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-                }
-                h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
-            }
+            let h = items.iter().fold(super::FNV_START, |h, it| {
+                super::fnv1a(h, it.bytes().map(u64::from).chain([0xff]))
+            });
             splitmix(h)
         };
         let mut out: Vec<u64> = if self.words {
@@ -311,12 +292,9 @@ impl MinHasher {
             let chars: Vec<char> = f.chars().filter(|c| c.is_alphanumeric()).collect();
             let hash_chars = |w: &[char]| -> u64 {
                 let mut buf = [0u8; 4];
-                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-                for c in w {
-                    for b in c.encode_utf8(&mut buf).bytes() {
-                        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-                    }
-                }
+                let h = w.iter().fold(super::FNV_START, |h, c| {
+                    super::fnv1a(h, c.encode_utf8(&mut buf).bytes().map(u64::from))
+                });
                 splitmix(h)
             };
             if chars.is_empty() {
@@ -369,109 +347,106 @@ pub enum Observed {
 pub struct NearDedup {
     p: NearParams,
     hasher: MinHasher,
-    log: AppendLog,
-    /// Signatures of the kept documents, back to back.
-    sigs: Vec<u16>,
-    /// Per band: band key → the first kept document with it.
-    tables: Vec<FxHashMap<u32, u32>>,
+    store: Store,
+    /// Kept document → documents dropped as its near copies.
     dups: FxHashMap<u32, u32>,
+}
+
+/// The LSH key of one band of a signature.
+fn band_key(sig: &[u16], rows: usize, band: usize) -> u64 {
+    let mut h: u64 = splitmix(band as u64 + 1);
+    for v in &sig[band * rows..(band + 1) * rows] {
+        h = splitmix(h ^ *v as u64);
+    }
+    h
 }
 
 impl NearDedup {
     pub fn new(p: NearParams, state: &Path) -> Result<NearDedup, String> {
         let hasher = MinHasher::new(&p)?;
-        // signatures of other settings are not comparable: each setting has its own log
-        let path = state.join(format!(
-            "near-{}{}-{}x{}{}.log",
+        // signatures of other settings are not comparable: each setting has its own store
+        let name = format!(
+            "near-{}{}-{}x{}{}",
             p.shingle,
             p.n,
             p.bands,
             p.rows,
             if p.digits == "zero" { "-d0" } else { "" }
-        ));
-        let (log, data) =
-            AppendLog::open(path.clone()).map_err(|e| format!("state {}: {e}", path.display()))?;
-        let mut s = NearDedup {
-            tables: vec![FxHashMap::default(); p.bands],
+        );
+        let (bands, rows) = (p.bands, p.rows);
+        let store = Store::open(
+            state,
+            &name,
+            bands * rows * 2,
+            limits(p.filter_mb),
+            Box::new(move |r: &[u8], out: &mut Vec<u64>| {
+                let sig: Vec<u16> = r
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+                out.extend((0..bands).map(|b| band_key(&sig, rows, b)));
+            }),
+        )
+        .map_err(|e| open_err(state, &name, e))?;
+        Ok(NearDedup {
             p,
             hasher,
-            log,
-            sigs: Vec::new(),
+            store,
             dups: FxHashMap::default(),
-        };
-        s.load(&data);
-        Ok(s)
-    }
-
-    fn perms(&self) -> usize {
-        self.p.bands * self.p.rows
-    }
-
-    fn load(&mut self, data: &[u8]) {
-        self.sigs.clear();
-        for t in &mut self.tables {
-            t.clear();
-        }
-        let rec = self.perms() * 2;
-        for r in data.chunks_exact(rec) {
-            let sig: Vec<u16> = r
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect();
-            self.insert(&sig);
-        }
-    }
-
-    fn band_key(&self, sig: &[u16], band: usize) -> u32 {
-        let r = self.p.rows;
-        let mut h: u64 = band as u64;
-        for v in &sig[band * r..(band + 1) * r] {
-            h = splitmix(h ^ *v as u64);
-        }
-        h as u32
-    }
-
-    fn insert(&mut self, sig: &[u16]) -> u32 {
-        let ord = (self.sigs.len() / self.perms()) as u32;
-        for b in 0..self.p.bands {
-            let k = self.band_key(sig, b);
-            self.tables[b].entry(k).or_insert(ord);
-        }
-        self.sigs.extend_from_slice(sig);
-        ord
+        })
     }
 
     /// One document's signature against everything kept: a duplicate of a kept document
-    /// (with the estimated similarity), or kept now (in memory only; the step's own path also
-    /// logs it), or nothing to compare (no shingles).
-    pub fn observe(&mut self, sig: &[u16]) -> Observed {
+    /// (with the estimated similarity), or kept now (pending until the next commit), or
+    /// nothing to compare (no shingles).
+    pub fn observe(&mut self, sig: &[u16]) -> std::io::Result<Observed> {
         if sig.is_empty() {
-            return Observed::NoShingles;
+            return Ok(Observed::NoShingles);
         }
-        match self.find(sig) {
+        Ok(match self.find(sig)? {
             Some((ord, s)) => Observed::Duplicate(ord, s),
-            None => Observed::Kept(self.insert(sig)),
-        }
+            None => Observed::Kept(self.keep(sig)),
+        })
+    }
+
+    fn keep(&mut self, sig: &[u16]) -> u32 {
+        let bytes: Vec<u8> = sig.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.store.push(&bytes)
     }
 
     pub fn hasher(&self) -> &MinHasher {
         &self.hasher
     }
 
+    /// Memory the index holds now (bytes) and its segment files.
+    pub fn index_size(&self) -> (usize, usize) {
+        (self.store.index_memory(), self.store.segments())
+    }
+
     /// The kept document this signature duplicates, with the estimated similarity.
-    fn find(&self, sig: &[u16]) -> Option<(u32, f64)> {
-        let perms = self.perms();
-        let mut best: Option<(u32, f64)> = None;
+    fn find(&self, sig: &[u16]) -> std::io::Result<Option<(u32, f64)>> {
+        let mut cands = Vec::new();
         for b in 0..self.p.bands {
-            if let Some(&ord) = self.tables[b].get(&self.band_key(sig, b)) {
-                let o = ord as usize * perms;
-                let s = similarity(sig, &self.sigs[o..o + perms]);
-                if s >= self.p.threshold && best.is_none_or(|(_, bs)| s > bs) {
-                    best = Some((ord, s));
-                }
+            self.store
+                .candidates(band_key(sig, self.p.rows, b), &mut cands)?;
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        let mut rec = vec![0u8; sig.len() * 2];
+        let mut best: Option<(u32, f64)> = None;
+        for ord in cands {
+            self.store.record(ord, &mut rec)?;
+            let eq = sig
+                .iter()
+                .zip(rec.chunks_exact(2))
+                .filter(|(x, r)| x.to_le_bytes() == [r[0], r[1]])
+                .count();
+            let s = eq as f64 / sig.len() as f64;
+            if s >= self.p.threshold && best.is_none_or(|(_, bs)| s > bs) {
+                best = Some((ord, s));
             }
         }
-        best
+        Ok(best)
     }
 }
 
@@ -492,29 +467,27 @@ impl CorpusStep for NearDedup {
                 continue;
             };
             match self.find(&sig) {
-                Some((ord, s)) => {
+                Ok(Some((ord, s))) => {
                     *self.dups.entry(ord).or_insert(0) += 1;
                     *v = Verdict::drop(
                         "near_duplicate",
                         format!("estimated Jaccard {s:.2} with kept document #{ord}"),
                     );
                 }
-                None => {
-                    let bytes: Vec<u8> = sig.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    self.log.push(&bytes);
-                    self.insert(&sig);
+                Ok(None) => {
+                    self.keep(&sig);
                 }
+                Err(e) => *v = store_error(e),
             }
         }
     }
 
     fn commit(&mut self) -> std::io::Result<Vec<u64>> {
-        Ok(vec![self.log.commit()?])
+        Ok(vec![self.store.commit()?])
     }
 
     fn restore(&mut self, marks: &[u64]) -> std::io::Result<()> {
-        let data = self.log.cut_to(marks.first().copied().unwrap_or(0))?;
-        self.load(&data);
+        self.store.restore(marks.first().copied().unwrap_or(0))?;
         self.dups.clear();
         Ok(())
     }
@@ -527,6 +500,7 @@ impl CorpusStep for NearDedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustc_hash::FxHashSet;
 
     fn jaccard(a: &[u64], b: &[u64]) -> f64 {
         let sa: FxHashSet<_> = a.iter().collect();

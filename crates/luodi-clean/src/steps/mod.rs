@@ -12,6 +12,17 @@ use serde::de::DeserializeOwned;
 
 use crate::Step;
 
+/// Where an FNV-1a hash starts.
+pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, continued from `h` over `values` (bytes or characters).
+pub(crate) fn fnv1a(mut h: u64, values: impl IntoIterator<Item = u64>) -> u64 {
+    for v in values {
+        h = (h ^ v).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// A parameter as documented.
 pub struct ParamDoc {
     pub name: &'static str,
@@ -103,8 +114,10 @@ pub const STEPS: &[StepDoc] = &[
     StepDoc {
         name: "exact_dedup",
         kind: "corpus",
-        help: "Exact duplicates by content hash (of the text folded: width, case, 繁简, whitespace), against everything kept before — in this run and earlier runs sharing the state folder.",
-        params: &[],
+        help: "Exact duplicates by content hash (of the text folded: width, case, 繁简, whitespace), against everything kept before — in this run and earlier runs sharing the state folder. The hashes are on disk with an index that keeps memory bounded.",
+        params: &[
+            p!("filter_mb", "integer", "64", "memory for the index's Bloom filters; once spent, further index segments are read from disk on each lookup (slower, never more memory)"),
+        ],
     },
     StepDoc {
         name: "near_dedup",
@@ -117,6 +130,7 @@ pub const STEPS: &[StepDoc] = &[
             p!("rows", "integer", "5", "rows per band (bands × rows MinHash values)"),
             p!("threshold", "float", "0.6", "estimated Jaccard at or above which a candidate is a duplicate"),
             p!("digits", "\"keep\" | \"zero\"", "\"keep\"", "zero: every digit reads as 0, so texts that differ only in numbers are duplicates"),
+            p!("filter_mb", "integer", "256", "memory for the LSH index's Bloom filters (about 30 bytes per kept document); once spent, further index segments are read from disk on each lookup (slower, never more memory)"),
         ],
     },
     StepDoc {

@@ -150,10 +150,7 @@ fn repeated_ngram_share(text: &str) -> f64 {
     let mut repeated = 0usize;
     let total = chars.len() - N + 1;
     for w in chars.windows(N) {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for c in w {
-            h = (h ^ *c as u64).wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = super::fnv1a(super::FNV_START, w.iter().map(|c| *c as u64));
         if !seen.insert(h) {
             repeated += 1;
         }
