@@ -5,6 +5,7 @@
 //! The evaluation protocol (DESIGN.md) is built in: `--split` picks a split, `--half` applies
 //! the sha256 rule that separates tuning ids from report ids.
 
+pub mod abbrev;
 pub mod answer;
 pub mod dedup;
 pub mod retrieval;

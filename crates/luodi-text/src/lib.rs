@@ -8,6 +8,7 @@
 //! layer above (ingestion, index, answering) folds text the same way and a query written in
 //! 繁體 or full-width characters meets simplified, half-width documents.
 
+pub mod abbrev;
 pub mod encoding;
 pub mod normalize;
 pub mod script;

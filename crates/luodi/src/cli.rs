@@ -192,6 +192,59 @@ pub enum EvalCmd {
     /// known edits at Jaccard 0.70–0.95 among unrelated passages): precision, recall, and
     /// the curve over thresholds.
     Dedup(DedupArgs),
+    /// Abbreviations (PKU set): expansion top-1/top-5 — the right full form among every full
+    /// form of the split — and has-abbreviation accuracy; the model learns from train only.
+    Abbrev(AbbrevArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AbbrevArgs {
+    /// The folder with train.jsonl, dev.jsonl, test.jsonl.
+    #[arg(long, default_value = "../shared/data/pku-chinese-abbreviation")]
+    pub data: PathBuf,
+    /// dev or test.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Evaluate only the first N rows (candidates stay the whole split).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Rank among the full forms of all splits (train, dev, test), a harder ranking.
+    #[arg(long)]
+    pub pool_all: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn eval_abbrev(a: AbbrevArgs) -> Result<ExitCode> {
+    let r = luodi_eval::abbrev::evaluate(&a.data, &a.split, a.limit, a.pool_all)
+        .map_err(luodi_core::Error::InvalidInput)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "abbreviations ({} split; model from {} train pairs)",
+        r.split, r.train_pairs
+    )?;
+    writeln!(
+        out,
+        "  expansion: {} abbreviations, each among {} full forms: top-1 {:.4}, top-5 {:.4} ({:.1} candidates left by the subsequence rule on average; {} whose full form it does not fit)",
+        r.expanded, r.candidates, r.top1, r.top5, r.mean_candidates_left, r.not_subsequence
+    )?;
+    writeln!(
+        out,
+        "  baseline (the shortest full form it is a subsequence of): top-1 {:.4}",
+        r.baseline_top1
+    )?;
+    writeln!(
+        out,
+        "  has an abbreviation: accuracy {:.4} over {} terms (majority class {:.4})",
+        r.has_accuracy, r.rows, r.has_majority_accuracy
+    )?;
+    writeln!(out, "  ({:.1} s)", r.seconds)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args, Debug)]
@@ -462,6 +515,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(EvalCmd::Retrieval(a)) => eval_retrieval(&cli.home, a),
         Command::Eval(EvalCmd::Answer(a)) => eval_answer(&cli.home, a, quiet),
         Command::Eval(EvalCmd::Paraphrase(a)) => crate::models_cmd::eval_paraphrase(a),
+        Command::Eval(EvalCmd::Abbrev(a)) => eval_abbrev(a),
         Command::Eval(EvalCmd::Dedup(a)) => eval_dedup(a),
         Command::Bench(b) => crate::bench::run(&cli.home, b, quiet),
         Command::Models(m) => crate::models_cmd::models(m, quiet),

@@ -552,6 +552,42 @@ fn eval_paraphrase_smoke_on_shared_data() {
 }
 
 #[test]
+fn eval_abbrev_ranks_full_forms_from_the_train_split_model() {
+    let Some(data) = shared_data("pku-chinese-abbreviation/test.jsonl") else {
+        return;
+    };
+    let e = Env::new();
+    let v = e.json(&[
+        "eval",
+        "abbrev",
+        "--data",
+        data.join("pku-chinese-abbreviation").to_str().unwrap(),
+        "--limit",
+        "300",
+        "--json",
+    ]);
+    assert_eq!(v["rows"], 300);
+    assert!(v["top1"].as_f64().unwrap() >= 0.7, "{v}");
+    assert!(
+        v["has_accuracy"].as_f64().unwrap() > v["has_majority_accuracy"].as_f64().unwrap(),
+        "{v}"
+    );
+    // train is what the model learns from: evaluating it is refused
+    let o = e
+        .cmd(&[
+            "eval",
+            "abbrev",
+            "--data",
+            data.join("pku-chinese-abbreviation").to_str().unwrap(),
+            "--split",
+            "train",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}
+
+#[test]
 fn ingest_embeds_and_hybrid_search_finds_paraphrases() {
     let e = Env::new();
     e.ok(&["kb", "create", "hb"]);

@@ -1,0 +1,328 @@
+//! Chinese abbreviations: how a full form (a sequence of words) is shortened — 杭州分公司 →
+//! 杭分, 职业教育管理委员会 → 职教管委会 — learned from pairs, then used to rank the full
+//! forms an abbreviation may stand for, and to tell whether a term is usually shortened at all.
+//!
+//! The model: an abbreviation keeps, from each word of the full form, a subsequence of its
+//! characters (often the first, sometimes none or all), in order. Which characters a word keeps
+//! depends on the word's length, its part of speech and its place in the term; the model counts
+//! those patterns in training pairs (each pair's alignments weighted equally) and scores a
+//! candidate full form by its best alignment with the abbreviation, under counts interpolated
+//! over three back-off levels. A full form the abbreviation is not a subsequence of cannot be
+//! its expansion.
+//!
+//! Whether a term has an abbreviation: naive Bayes over its words, parts of speech and shape.
+
+use std::collections::HashMap;
+
+/// A term as a sequence of words, with their parts of speech (jieba/ICTCLAS tags; empty
+/// strings where unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub words: Vec<String>,
+    pub pos: Vec<String>,
+}
+
+impl Term {
+    pub fn new(words: Vec<String>, pos: Vec<String>) -> Term {
+        let pos = if pos.len() == words.len() {
+            pos
+        } else {
+            vec![String::new(); words.len()]
+        };
+        Term { words, pos }
+    }
+
+    /// The term as text.
+    pub fn text(&self) -> String {
+        self.words.concat()
+    }
+}
+
+/// A training pair: a term and its abbreviation (`None`: it has none).
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub term: Term,
+    pub abbr: Option<String>,
+}
+
+/// What a word keeps: a bit mask of its characters for words of up to [`MASK_MAX`] characters;
+/// for longer words, none / the first / something else.
+type Pattern = u16;
+const MASK_MAX: usize = 5;
+/// Words longer than this are only ever kept whole, by their first character, or dropped.
+const ENUM_MAX: usize = 8;
+const LONG_NONE: Pattern = 1000;
+const LONG_FIRST: Pattern = 1001;
+const LONG_OTHER: Pattern = 1002;
+/// Alignments considered per pair.
+const MAX_ALIGNMENTS: usize = 64;
+const LAMBDA: [f64; 3] = [0.5, 0.3, 0.2];
+
+fn pattern(len: usize, mask: u32) -> Pattern {
+    if len <= MASK_MAX {
+        mask as Pattern
+    } else if mask == 0 {
+        LONG_NONE
+    } else if mask == 1 {
+        LONG_FIRST
+    } else {
+        LONG_OTHER
+    }
+}
+
+/// Every way (up to [`MAX_ALIGNMENTS`]) of taking `abbr` from the words in order: per word,
+/// the mask of its characters kept.
+fn alignments(words: &[Vec<char>], abbr: &[char]) -> Vec<Vec<u32>> {
+    fn rec(
+        words: &[Vec<char>],
+        abbr: &[char],
+        i: usize,
+        j: usize,
+        acc: &mut Vec<u32>,
+        out: &mut Vec<Vec<u32>>,
+    ) {
+        if out.len() >= MAX_ALIGNMENTS {
+            return;
+        }
+        if i == words.len() {
+            if j == abbr.len() {
+                out.push(acc.clone());
+            }
+            return;
+        }
+        let w = &words[i];
+        let masks: Vec<u32> = if w.len() <= ENUM_MAX {
+            (0..1u32 << w.len()).collect()
+        } else {
+            vec![0, 1, (1u32 << w.len().min(31)) - 1]
+        };
+        for m in masks {
+            let k = m.count_ones() as usize;
+            if j + k > abbr.len() {
+                continue;
+            }
+            let fits = (0..w.len())
+                .filter(|t| m >> t & 1 == 1)
+                .zip(&abbr[j..j + k])
+                .all(|(t, c)| w[t] == *c);
+            if fits {
+                acc.push(m);
+                rec(words, abbr, i + 1, j + k, acc, out);
+                acc.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if abbr.is_empty() || words.is_empty() {
+        return out;
+    }
+    rec(words, abbr, 0, 0, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Whether `abbr`'s characters occur in `full` in order.
+pub fn is_subsequence(abbr: &str, full: &str) -> bool {
+    let mut it = full.chars();
+    abbr.chars().all(|c| it.any(|f| f == c))
+}
+
+type Counts = HashMap<String, HashMap<Pattern, f64>>;
+
+/// The learned model.
+#[derive(Debug, Default, Clone)]
+pub struct AbbrevModel {
+    levels: [Counts; 3],
+    has: NaiveBayes,
+}
+
+fn context(term: &Term, i: usize) -> [String; 3] {
+    let len = term.words[i].chars().count().min(MASK_MAX + 1);
+    let pos = &term.pos[i];
+    let first = i == 0;
+    let last = i + 1 == term.words.len();
+    [
+        format!("{len}|{pos}|{first}|{last}"),
+        format!("{len}|{pos}"),
+        format!("{len}"),
+    ]
+}
+
+impl AbbrevModel {
+    /// Learns from pairs (those without an abbreviation teach only [`Self::has_abbreviation`]).
+    pub fn train(pairs: &[Pair]) -> AbbrevModel {
+        let mut m = AbbrevModel::default();
+        for p in pairs {
+            m.has.add(&has_features(&p.term), p.abbr.is_some());
+            let Some(abbr) = &p.abbr else { continue };
+            let words: Vec<Vec<char>> = p.term.words.iter().map(|w| w.chars().collect()).collect();
+            let abbr: Vec<char> = abbr.chars().collect();
+            let al = alignments(&words, &abbr);
+            if al.is_empty() {
+                continue;
+            }
+            let w = 1.0 / al.len() as f64;
+            for a in &al {
+                for (i, mask) in a.iter().enumerate() {
+                    let pat = pattern(words[i].len(), *mask);
+                    for (lvl, key) in context(&p.term, i).into_iter().enumerate() {
+                        *m.levels[lvl]
+                            .entry(key)
+                            .or_default()
+                            .entry(pat)
+                            .or_insert(0.0) += w;
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    fn prob(&self, term: &Term, i: usize, pat: Pattern) -> f64 {
+        let mut p = 0.0;
+        for (lvl, key) in context(term, i).iter().enumerate() {
+            p += LAMBDA[lvl]
+                * match self.levels[lvl].get(key) {
+                    Some(c) => {
+                        let total: f64 = c.values().sum();
+                        (c.get(&pat).copied().unwrap_or(0.0) + 0.01) / (total + 0.32)
+                    }
+                    None => 1e-3,
+                };
+        }
+        p.max(1e-6)
+    }
+
+    /// Log-score of `abbr` shortening `term` (its best alignment); `None` when it cannot.
+    pub fn score(&self, term: &Term, abbr: &str) -> Option<f64> {
+        if !is_subsequence(abbr, &term.text()) {
+            return None;
+        }
+        let words: Vec<Vec<char>> = term.words.iter().map(|w| w.chars().collect()).collect();
+        let abbr: Vec<char> = abbr.chars().collect();
+        alignments(&words, &abbr)
+            .iter()
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(|(i, m)| self.prob(term, i, pattern(words[i].len(), *m)).ln())
+                    .sum::<f64>()
+            })
+            .max_by(f64::total_cmp)
+    }
+
+    /// The candidates `abbr` may stand for, best first (index into `candidates`, score); those
+    /// it cannot shorten are left out.
+    pub fn expand(&self, abbr: &str, candidates: &[Term]) -> Vec<(usize, f64)> {
+        let mut out: Vec<(usize, f64)> = candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| self.score(t, abbr).map(|s| (i, s)))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Whether a term is usually shortened (probability).
+    pub fn has_abbreviation(&self, term: &Term) -> f64 {
+        self.has.prob(&has_features(term))
+    }
+}
+
+fn has_features(t: &Term) -> Vec<String> {
+    let n = t.words.len();
+    let mut f = vec![
+        format!("n={}", n.min(5)),
+        format!("len={}", t.text().chars().count().min(10)),
+        format!("pp={}", t.pos.join("-")),
+    ];
+    if let (Some(w0), Some(wl), Some(p0), Some(pl)) =
+        (t.words.first(), t.words.last(), t.pos.first(), t.pos.last())
+    {
+        f.push(format!("first={p0}"));
+        f.push(format!("last={pl}"));
+        f.push(format!("firstw={w0}"));
+        f.push(format!("lastw={wl}"));
+    }
+    f.extend(t.pos.iter().map(|p| format!("pos={p}")));
+    f.extend(t.words.iter().map(|w| format!("w={w}")));
+    f
+}
+
+/// Multinomial naive Bayes over string features, two classes.
+#[derive(Debug, Default, Clone)]
+struct NaiveBayes {
+    prior: [f64; 2],
+    counts: [HashMap<String, f64>; 2],
+    totals: [f64; 2],
+}
+
+impl NaiveBayes {
+    fn add(&mut self, features: &[String], y: bool) {
+        let c = y as usize;
+        self.prior[c] += 1.0;
+        for f in features {
+            *self.counts[c].entry(f.clone()).or_insert(0.0) += 1.0;
+            self.totals[c] += 1.0;
+        }
+    }
+
+    fn prob(&self, features: &[String]) -> f64 {
+        let vocab = {
+            let mut v: std::collections::HashSet<&String> = self.counts[0].keys().collect();
+            v.extend(self.counts[1].keys());
+            v.len().max(1) as f64
+        };
+        let n = self.prior[0] + self.prior[1];
+        if n == 0.0 {
+            return 0.5;
+        }
+        let lp = |c: usize| -> f64 {
+            let mut s = ((self.prior[c] + 1.0) / (n + 2.0)).ln();
+            for f in features {
+                let k = self.counts[c].get(f).copied().unwrap_or(0.0);
+                s += ((k + 0.5) / (self.totals[c] + 0.5 * vocab)).ln();
+            }
+            s
+        };
+        let (a, b) = (lp(1), lp(0));
+        1.0 / (1.0 + (b - a).exp())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn term(words: &[&str]) -> Term {
+        Term::new(words.iter().map(|w| w.to_string()).collect(), vec![])
+    }
+
+    #[test]
+    fn first_characters_of_each_word_rank_the_right_full_form_first() {
+        let pairs: Vec<Pair> = [
+            (&["北京", "大学"][..], Some("北大")),
+            (&["清华", "大学"][..], Some("清华")),
+            (&["人民", "代表", "大会"][..], Some("人大")),
+            (&["上海", "分公司"][..], Some("上分")),
+            (&["广州", "分公司"][..], Some("广分")),
+            (&["科学", "技术"][..], Some("科技")),
+            (&["要", "不然"][..], None),
+        ]
+        .iter()
+        .map(|(w, a)| Pair {
+            term: term(w),
+            abbr: a.map(str::to_owned),
+        })
+        .collect();
+        let m = AbbrevModel::train(&pairs);
+        let cands = vec![
+            term(&["杭州", "银行"]),
+            term(&["杭州", "分公司"]),
+            term(&["杭", "分散", "处理"]),
+        ];
+        let r = m.expand("杭分", &cands);
+        assert_eq!(r[0].0, 1, "{r:?}");
+        assert_eq!(r.len(), 2, "杭州银行 cannot give 杭分");
+        assert!(m.score(&term(&["北京", "大学"]), "大北").is_none());
+    }
+}
