@@ -20,6 +20,7 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
 ",
     crate::conversation::MIGRATION,
     crate::access::MIGRATION,
+    crate::glossary::MIGRATION,
 ];
 
 /// Settings fixed when a knowledge base is created.
@@ -241,6 +242,10 @@ impl Home {
                 .map_err(sql("registry"))?;
             tx.execute("DELETE FROM feedback WHERE kb = ?1", [name])
                 .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM glossary WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM glossary_history WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
             Home::forget_kb_scopes(&tx, name)?;
             tx.commit().map_err(sql("registry"))?;
         }
@@ -258,7 +263,12 @@ impl Home {
             .get(name)?
             .ok_or_else(|| Error::UnknownKb(name.to_owned()))?;
         let store = EmbeddedStore::open(&self.kb_dir(name), store_options(&info.config))?;
-        Ok(Kb { info, store })
+        let glossary = self.glossary(name)?;
+        Ok(Kb {
+            info,
+            store,
+            glossary,
+        })
     }
 }
 
@@ -273,6 +283,8 @@ pub(crate) fn store_options(config: &KbConfig) -> StoreOptions {
 pub struct Kb {
     pub info: KbInfo,
     pub store: EmbeddedStore,
+    /// Its glossary as it was when opened: searches read questions in its words.
+    pub glossary: crate::glossary::Glossary,
 }
 
 impl Kb {
@@ -286,6 +298,7 @@ impl Kb {
                 config,
             },
             store,
+            glossary: Default::default(),
         })
     }
 
@@ -293,8 +306,16 @@ impl Kb {
         &self.info.name
     }
 
+    /// BM25 search, the question read with the glossary (full forms and synonyms added).
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
-        self.store.search(query)
+        let x = self.glossary.expand(&query.text);
+        if x.lexical == query.text {
+            return self.store.search(query);
+        }
+        self.store.search(&SearchQuery {
+            text: x.lexical,
+            ..query.clone()
+        })
     }
 
     pub fn stats(&self) -> Result<KbStats> {

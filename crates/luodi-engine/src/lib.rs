@@ -11,6 +11,7 @@ pub mod answer;
 pub mod backup;
 pub mod context;
 pub mod conversation;
+pub mod glossary;
 pub mod home;
 pub mod ingest;
 pub mod retrieve;
@@ -20,6 +21,7 @@ pub use answer::{Answer, AnswerFormat, AskOptions, Choice, Evidence, Prepared, S
 pub use context::PastTurn;
 pub use conversation::now_secs;
 pub use conversation::{Conversation, ConversationInfo, Turn};
+pub use glossary::{Entry, EntryKind, Expansion, Glossary};
 pub use home::{Home, Kb, KbConfig, KbInfo};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress};
 pub use luodi_core::{Error, Result};

@@ -313,6 +313,15 @@ impl Kb {
         embed: Option<(&dyn Embedder, &EmbedCache)>,
         fusion: Fusion,
     ) -> Result<Vec<Ranked>> {
+        // the question in the glossary's words: full forms and synonyms added for BM25,
+        // abbreviations written out for the dense query
+        let expansion = self.glossary.expand(&q.text);
+        let lexical = SearchQuery {
+            text: expansion.lexical.clone(),
+            ..q.clone()
+        };
+        let q = &lexical;
+        let dense_text = expansion.rewritten.as_str();
         let filtered = !q.filters.is_empty() || q.after.is_some() || q.before.is_some();
         // the `depth` chunks nearest to the query vector `v` that pass the filters
         let dense = |model: &str, v: &[f32], depth: usize| -> Result<Vec<(u64, f32)>> {
@@ -359,7 +368,7 @@ impl Kb {
                         "{name} has no vectors yet: run `luodi kb embed {name}`"
                     )));
                 }
-                let v = cache.query(embedder, &q.text)?;
+                let v = cache.query(embedder, dense_text)?;
                 Ok(dense(embedder.id(), &v, q.k)?
                     .into_iter()
                     .map(|(id, c)| Ranked {
@@ -377,7 +386,7 @@ impl Kb {
                     _ => return bm25_only(q),
                 };
                 let model = embedder.id();
-                let v = cache.query(embedder, &q.text)?;
+                let v = cache.query(embedder, dense_text)?;
                 let depth = q.k.max(FUSION_DEPTH);
                 let mut bm25 = self.store.search_ids(&SearchQuery {
                     k: depth,

@@ -78,6 +78,10 @@ pub enum Command {
     /// Feedback people gave on answers (thumbs, corrections, comments).
     #[command(subcommand)]
     Feedback(crate::serve_cmd::FeedbackCmd),
+    /// A knowledge base's glossary: abbreviations (杭分 → 杭州分公司), synonym sets and
+    /// business terms, which searches and answers read questions with.
+    #[command(subcommand)]
+    Glossary(crate::glossary_cmd::GlossaryCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -526,6 +530,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conversations(c) => crate::chat_cmd::conversations(&cli.home, c),
         Command::Serve(a) => crate::serve_cmd::serve(&cli.home, a),
         Command::Keys(k) => crate::serve_cmd::keys(&cli.home, k),
+        Command::Glossary(g) => crate::glossary_cmd::run(&cli.home, g),
         Command::Feedback(f) => crate::serve_cmd::feedback(&cli.home, f),
         Command::Clean(a) => crate::clean_cmd::clean(a, quiet),
     }

@@ -12,6 +12,7 @@ mod bench_serve;
 mod chat_cmd;
 mod clean_cmd;
 mod cli;
+mod glossary_cmd;
 mod models_cmd;
 mod progress;
 mod serve_cmd;

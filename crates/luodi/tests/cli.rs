@@ -552,6 +552,92 @@ fn eval_paraphrase_smoke_on_shared_data() {
 }
 
 #[test]
+fn glossary_entries_are_checked_versioned_and_read_into_searches() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    e.ingest("hb", &[]);
+    // without the glossary, HRD finds nothing about 人力资源部
+    let before: Value = e.json(&["search", "hb", "HRD的邮箱", "-k", "1", "--json"]);
+    let mentions = |v: &Value| {
+        v.as_array().unwrap().iter().any(|h| {
+            h["chunk"]["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("人力资源部")
+        })
+    };
+    assert!(!mentions(&before), "{before}");
+    e.ok(&[
+        "glossary",
+        "add",
+        "hb",
+        "--abbr",
+        "HRD",
+        "--full",
+        "人力资源部",
+    ]);
+    let after: Value = e.json(&["search", "hb", "HRD的邮箱", "-k", "1", "--json"]);
+    assert!(mentions(&after), "{after}");
+    // a second full form for the same abbreviation is refused, naming both
+    let o = e
+        .cmd(&[
+            "glossary",
+            "add",
+            "hb",
+            "--abbr",
+            "HRD",
+            "--full",
+            "人事资料",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("人事资料") && err.contains("人力资源部"),
+        "{err}"
+    );
+    // an import reports bad rows by number and takes the rest
+    let csv = e.work.path().join("g.csv");
+    std::fs::write(
+        &csv,
+        "kind,term,forms,definition\nsynonym,年假,带薪休假|休年假,\nfoo,x,y,\nabbreviation,人力资源部,HRD,\nterm,司龄,,入职至今的整年数\n",
+    )
+    .unwrap();
+    let r = e.json(&["glossary", "import", "hb", csv.to_str().unwrap(), "--json"]);
+    assert_eq!(r["added"], 2, "{r}");
+    let rows: Vec<u64> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, vec![3, 4], "{r}");
+    assert!(r["problems"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cycle"));
+    let list = e.json(&["glossary", "list", "hb", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    // export → import into another knowledge base gives the same entries
+    let out = e.work.path().join("export.csv");
+    e.ok(&["glossary", "export", "hb", "--out", out.to_str().unwrap()]);
+    e.ok(&["kb", "create", "hb2"]);
+    let r = e.json(&["glossary", "import", "hb2", out.to_str().unwrap(), "--json"]);
+    assert_eq!(r["added"], 3, "{r}");
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    e.ok(&["glossary", "remove", "hb", &id]);
+    let h = e.json(&["glossary", "history", "hb", "--json"]);
+    let actions: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["add", "add", "add", "remove"]);
+    assert!(h[0]["by"].as_str().unwrap().starts_with("cli:"));
+}
+
+#[test]
 fn eval_abbrev_ranks_full_forms_from_the_train_split_model() {
     let Some(data) = shared_data("pku-chinese-abbreviation/test.jsonl") else {
         return;

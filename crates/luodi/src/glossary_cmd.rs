@@ -1,0 +1,254 @@
+//! `luodi glossary`: a knowledge base's own words — abbreviations, synonym sets, business
+//! terms — added by hand, imported, exported, removed, with their history.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use luodi_engine::{Entry, EntryKind, Home};
+
+#[derive(Subcommand, Debug)]
+pub enum GlossaryCmd {
+    /// Add an entry: --abbr 杭分 --full 杭州分公司 | --synonyms 购买,价格,多少钱 |
+    /// --term 放号量 --definition "…" [--aliases a,b].
+    Add {
+        kb: String,
+        #[arg(long, requires = "full", conflicts_with_all = ["synonyms", "term"])]
+        abbr: Option<String>,
+        #[arg(long)]
+        full: Option<String>,
+        /// Comma-separated members (，、 also separate).
+        #[arg(long, conflicts_with = "term")]
+        synonyms: Option<String>,
+        #[arg(long, requires = "definition")]
+        term: Option<String>,
+        #[arg(long)]
+        definition: Option<String>,
+        /// Other names of a business term (comma-separated).
+        #[arg(long, requires = "term")]
+        aliases: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the entries.
+    List {
+        kb: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an entry by its number.
+    Remove { kb: String, id: i64 },
+    /// Import entries from CSV (header kind,term,forms,definition; forms split on |) or JSON
+    /// lines; bad or clashing rows are reported by number and the rest imported.
+    Import {
+        kb: String,
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the entries as CSV (default) or JSON lines, to stdout or --out.
+    Export {
+        kb: String,
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Every change, with who made it and when (the version is the change's number).
+    History {
+        kb: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split([',', '，', '、'])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Who makes a change from the command line.
+fn who() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn line(e: &Entry) -> String {
+    match e.kind {
+        EntryKind::Term => format!(
+            "#{:<4} term          {}{} — {}",
+            e.id,
+            e.term,
+            if e.forms.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", e.forms.join(", "))
+            },
+            e.definition.as_deref().unwrap_or("")
+        ),
+        EntryKind::Abbreviation => {
+            format!(
+                "#{:<4} abbreviation  {} → {}",
+                e.id,
+                e.term,
+                e.forms.join(" / ")
+            )
+        }
+        EntryKind::Synonym => format!(
+            "#{:<4} synonyms      {}",
+            e.id,
+            e.members().collect::<Vec<_>>().join(" / ")
+        ),
+    }
+}
+
+fn csv_rows(entries: &[Entry]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "kind",
+        "term",
+        "forms",
+        "definition",
+        "source",
+        "created_by",
+    ])?;
+    for e in entries {
+        w.write_record([
+            e.kind.as_str(),
+            &e.term,
+            &e.forms.join("|"),
+            e.definition.as_deref().unwrap_or(""),
+            &e.source,
+            &e.created_by,
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
+    let h = Home::open(home)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        GlossaryCmd::Add {
+            kb,
+            abbr,
+            full,
+            synonyms,
+            term,
+            definition,
+            aliases,
+            json,
+        } => {
+            let entry = if let (Some(a), Some(f)) = (abbr, full) {
+                Entry::abbreviation(&a, &f)
+            } else if let Some(s) = synonyms {
+                let m = split_list(&s);
+                Entry::synonyms(&m.iter().map(String::as_str).collect::<Vec<_>>())
+            } else if let (Some(t), Some(d)) = (term, definition) {
+                let mut e = Entry::term(&t, &d);
+                e.forms = aliases.as_deref().map(split_list).unwrap_or_default();
+                e
+            } else {
+                bail!("give --abbr and --full, --synonyms, or --term and --definition");
+            };
+            let added = h.glossary_add(&kb, vec![entry], &who())?;
+            for e in added {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&e)?)?;
+                } else {
+                    writeln!(out, "added {}", line(&e))?;
+                }
+            }
+        }
+        GlossaryCmd::List { kb, json } => {
+            if h.get(&kb)?.is_none() {
+                bail!("unknown knowledge base {kb:?}");
+            }
+            let g = h.glossary(&kb)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&g.entries)?)?;
+            } else if g.entries.is_empty() {
+                writeln!(
+                    out,
+                    "{kb} has no glossary entries (luodi glossary add {kb} …)"
+                )?;
+            } else {
+                for e in &g.entries {
+                    writeln!(out, "{}", line(e))?;
+                }
+            }
+        }
+        GlossaryCmd::Remove { kb, id } => {
+            let e = h.glossary_remove(&kb, id, &who())?;
+            writeln!(out, "removed {}", line(&e))?;
+        }
+        GlossaryCmd::Import { kb, file, json } => {
+            let rows = luodi_engine::glossary::read_rows(&file)?;
+            let r = h.glossary_import(&kb, rows, &who())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                writeln!(out, "imported {} entries into {kb}", r.added)?;
+                for p in &r.problems {
+                    writeln!(out, "  {} row {}: {}", file.display(), p.row, p.reason)?;
+                }
+            }
+        }
+        GlossaryCmd::Export {
+            kb,
+            format,
+            out: to,
+        } => {
+            if h.get(&kb)?.is_none() {
+                bail!("unknown knowledge base {kb:?}");
+            }
+            let g = h.glossary(&kb)?;
+            let bytes = match format.as_str() {
+                "csv" => csv_rows(&g.entries)?,
+                "jsonl" => g
+                    .entries
+                    .iter()
+                    .map(|e| serde_json::to_string(e).map(|s| s + "\n"))
+                    .collect::<std::result::Result<String, _>>()?
+                    .into_bytes(),
+                other => bail!("--format {other:?}: give csv or jsonl"),
+            };
+            match to {
+                Some(p) => {
+                    let tmp = p.with_extension("tmp");
+                    std::fs::write(&tmp, &bytes)?;
+                    std::fs::rename(&tmp, &p)?;
+                }
+                None => out.write_all(&bytes)?,
+            }
+        }
+        GlossaryCmd::History { kb, json } => {
+            let changes = h.glossary_history(&kb)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&changes)?)?;
+            } else {
+                for c in &changes {
+                    writeln!(
+                        out,
+                        "v{:<4} {} {:<7} {} by {}",
+                        c.version,
+                        c.at,
+                        c.action,
+                        c.entry.describe(),
+                        c.by
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
