@@ -14,6 +14,7 @@ pub mod conversation;
 pub mod glossary;
 pub mod home;
 pub mod ingest;
+pub mod matching;
 pub mod retrieve;
 
 pub use access::{AuditEntry, Feedback, Job, KeyInfo, KeyRejection, NewKey, Scope};

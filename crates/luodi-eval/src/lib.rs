@@ -8,6 +8,7 @@
 pub mod abbrev;
 pub mod answer;
 pub mod dedup;
+pub mod matching;
 pub mod retrieval;
 
 use sha2::{Digest, Sha256};

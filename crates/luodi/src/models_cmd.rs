@@ -299,31 +299,10 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// ROC-AUC: the probability that a random positive scores above a random negative (ties ½).
+/// ROC-AUC of scores against labels.
 pub fn roc_auc(scores: &[(f32, bool)]) -> f64 {
-    let mut v: Vec<(f32, bool)> = scores.to_vec();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut n_pos) = (0f64, 0f64);
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j < v.len() && v[j].0 == v[i].0 {
-            j += 1;
-        }
-        let avg = (i + j + 1) as f64 / 2.0; // 1-based average rank
-        for x in &v[i..j] {
-            if x.1 {
-                rank_sum += avg;
-                n_pos += 1.0;
-            }
-        }
-        i = j;
-    }
-    let n_neg = v.len() as f64 - n_pos;
-    if n_pos == 0.0 || n_neg == 0.0 {
-        return f64::NAN;
-    }
-    (rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+    let v: Vec<(f64, bool)> = scores.iter().map(|(s, y)| (*s as f64, *y)).collect();
+    luodi_eval::matching::roc_auc(&v)
 }
 
 pub fn eval_paraphrase(a: ParaphraseArgs) -> Result<ExitCode> {

@@ -638,6 +638,32 @@ fn glossary_entries_are_checked_versioned_and_read_into_searches() {
 }
 
 #[test]
+fn eval_match_reports_auc_accuracy_and_both_baselines() {
+    let Some(data) = shared_data("afqmc-dev/dev.jsonl") else {
+        return;
+    };
+    let e = Env::new();
+    let v = e.json(&[
+        "eval",
+        "match",
+        "--data",
+        data.join("afqmc-dev").to_str().unwrap(),
+        "--limit",
+        "160",
+        "--json",
+    ]);
+    assert_eq!(
+        v["pairs_tune"].as_u64().unwrap() + v["pairs_report"].as_u64().unwrap(),
+        160
+    );
+    for k in ["auc", "accuracy", "majority_accuracy", "jaccard_accuracy"] {
+        let x = v[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&x), "{k}: {v}");
+    }
+    assert!(v["auc"].as_f64().unwrap() > 0.55, "{v}");
+}
+
+#[test]
 fn eval_abbrev_ranks_full_forms_from_the_train_split_model() {
     let Some(data) = shared_data("pku-chinese-abbreviation/test.jsonl") else {
         return;
