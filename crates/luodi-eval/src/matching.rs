@@ -128,11 +128,14 @@ fn accuracy(scores: &[(f64, bool)], t: f64) -> f64 {
     scores.iter().filter(|(s, y)| (*s >= t) == *y).count() as f64 / scores.len().max(1) as f64
 }
 
+/// A way of embedding texts (one view of them), named.
+pub type View<'a> = (&'a str, &'a dyn Fn(&[&str]) -> Vec<Vec<f32>>);
+
 pub fn evaluate(
     data: &Path,
     split: &str,
     limit: Option<usize>,
-    views: &[(&str, &dyn Fn(&[&str]) -> Vec<Vec<f32>>)],
+    views: &[View<'_>],
     dump: Option<&Path>,
 ) -> Result<MatchReport> {
     let started = std::time::Instant::now();

@@ -234,7 +234,7 @@ fn eval_match(a: MatchArgs) -> Result<ExitCode> {
     use luodi_models::e5::EmbedKind;
     let as_query = |t: &[&str]| model.embed(t, EmbedKind::Query);
     let as_passage = |t: &[&str]| model.embed(t, EmbedKind::Passage);
-    let views: [(&str, &dyn Fn(&[&str]) -> Vec<Vec<f32>>); 2] =
+    let views: [luodi_eval::matching::View<'_>; 2] =
         [("query", &as_query), ("passage", &as_passage)];
     let r = luodi_eval::matching::evaluate(&a.data, &split, a.limit, &views, a.dump.as_deref())?;
     let mut out = std::io::stdout().lock();
