@@ -16,6 +16,7 @@ pub mod home;
 pub mod ingest;
 pub mod matching;
 pub mod retrieve;
+pub mod suggest;
 
 pub use access::{AuditEntry, Feedback, Job, KeyInfo, KeyRejection, NewKey, Scope};
 pub use answer::{Answer, AnswerFormat, AskOptions, Choice, Evidence, Prepared, Signals};

@@ -289,6 +289,60 @@ impl NaiveBayes {
     }
 }
 
+impl AbbrevModel {
+    /// The most likely abbreviation of a term under the model: per word, its most likely
+    /// pattern; `None` when that keeps fewer than two characters or the whole term.
+    pub fn generate(&self, term: &Term) -> Option<(String, f64)> {
+        let mut out = String::new();
+        let mut logp = 0.0;
+        for (i, w) in term.words.iter().enumerate() {
+            let chars: Vec<char> = w.chars().collect();
+            let masks: Vec<u32> = if chars.len() <= MASK_MAX {
+                (0..1u32 << chars.len()).collect()
+            } else {
+                vec![0, 1]
+            };
+            let (best, p) = masks
+                .into_iter()
+                .map(|m| (m, self.prob(term, i, pattern(chars.len(), m))))
+                .max_by(|a, b| a.1.total_cmp(&b.1))?;
+            logp += p.ln();
+            out.extend(
+                chars
+                    .iter()
+                    .enumerate()
+                    .filter(|(t, _)| best >> t & 1 == 1)
+                    .map(|(_, c)| *c),
+            );
+        }
+        let n = out.chars().count();
+        (n >= 2 && n < term.text().chars().count()).then_some((out, logp))
+    }
+
+    /// A model from the usual rule alone (the first character of each word), for when no
+    /// training pairs are at hand.
+    pub fn first_characters() -> AbbrevModel {
+        let mut pairs = Vec::new();
+        for n in 2..=4 {
+            for len in 1..=4 {
+                let words: Vec<String> = (0..n)
+                    .map(|i| {
+                        (0..len)
+                            .map(|j| char::from_u32(0x4e00 + (i * 7 + j) as u32).unwrap_or('一'))
+                            .collect()
+                    })
+                    .collect();
+                let abbr: String = words.iter().filter_map(|w| w.chars().next()).collect();
+                pairs.push(Pair {
+                    term: Term::new(words, vec![]),
+                    abbr: Some(abbr),
+                });
+            }
+        }
+        AbbrevModel::train(&pairs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,26 @@ pub enum GlossaryCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Propose abbreviation ↔ full form pairs found in the knowledge base's text (stated
+    /// "（简称…）", seen together, or predicted by the abbreviation model), with evidence and
+    /// a score; --accept 1,3 (numbers as listed) or --accept-all adds them.
+    Suggest {
+        kb: String,
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+        /// Numbers (as listed) to add to the glossary.
+        #[arg(long, value_delimiter = ',')]
+        accept: Vec<usize>,
+        #[arg(long)]
+        accept_all: bool,
+        /// Abbreviation pairs to learn from (JSON lines {full, abbr, words, pos}); without it
+        /// the PKU train split under ../shared/data is used when present, else the
+        /// first-character rule.
+        #[arg(long)]
+        abbrev_train: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every change, with who made it and when (the version is the change's number).
     History {
         kb: String,
@@ -229,6 +249,89 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
                     std::fs::rename(&tmp, &p)?;
                 }
                 None => out.write_all(&bytes)?,
+            }
+        }
+        GlossaryCmd::Suggest {
+            kb,
+            limit,
+            accept,
+            accept_all,
+            abbrev_train,
+            json,
+        } => {
+            let k = h.open_kb(&kb)?;
+            let mut docs = Vec::new();
+            k.store.dump(|_, ds| {
+                for (_, chunks) in ds {
+                    docs.push(
+                        chunks
+                            .iter()
+                            .map(|c| c.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    );
+                }
+                Ok(())
+            })?;
+            let train = abbrev_train.unwrap_or_else(|| {
+                PathBuf::from("../shared/data/pku-chinese-abbreviation/train.jsonl")
+            });
+            let model = match train.parent().filter(|_| train.is_file()) {
+                Some(dir) => luodi_eval::glossary::train_model(dir)?,
+                None => luodi_text::abbrev::AbbrevModel::first_characters(),
+            };
+            let existing = h.glossary(&kb)?;
+            let found: Vec<_> = luodi_engine::suggest::suggest(&docs, &model, limit * 4)
+                .into_iter()
+                .filter(|s| {
+                    existing
+                        .check(&Entry::abbreviation(&s.abbr, &s.full))
+                        .is_ok()
+                })
+                .take(limit)
+                .collect();
+            let picked: Vec<&luodi_engine::suggest::Suggestion> = found
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| accept_all || accept.contains(&(i + 1)))
+                .map(|(_, s)| s)
+                .collect();
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&found)?)?;
+            } else if found.is_empty() {
+                writeln!(out, "no candidates in {kb}")?;
+            } else {
+                for (i, s) in found.iter().enumerate() {
+                    writeln!(
+                        out,
+                        "{:>3}. {} → {}  [{} ×{}, score {:.2}]{}",
+                        i + 1,
+                        s.abbr,
+                        s.full,
+                        s.evidence,
+                        s.count,
+                        s.score,
+                        if s.example.is_empty() {
+                            String::new()
+                        } else {
+                            format!("\n     “{}”", s.example.replace('\n', " "))
+                        }
+                    )?;
+                }
+            }
+            if !picked.is_empty() {
+                let entries = picked
+                    .iter()
+                    .map(|s| {
+                        let mut e = Entry::abbreviation(&s.abbr, &s.full);
+                        e.source = "suggest".into();
+                        e
+                    })
+                    .collect();
+                let added = h.glossary_add(&kb, entries, &who())?;
+                if !json {
+                    writeln!(out, "added {} entries to {kb}", added.len())?;
+                }
             }
         }
         GlossaryCmd::History { kb, json } => {

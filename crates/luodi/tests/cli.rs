@@ -635,6 +635,25 @@ fn glossary_entries_are_checked_versioned_and_read_into_searches() {
         .collect();
     assert_eq!(actions, vec!["add", "add", "add", "remove"]);
     assert!(h[0]["by"].as_str().unwrap().starts_with("cli:"));
+    // candidates mined from the knowledge base: the address book's 简称 column
+    let s = e.json(&["glossary", "suggest", "hb", "--json"]);
+    let pos = s
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["abbr"] == "沪分" && c["full"] == "上海分公司")
+        .unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(s[pos]["evidence"], "stated");
+    let n = (pos + 1).to_string();
+    e.ok(&["glossary", "suggest", "hb", "--accept", &n]);
+    let list = e.json(&["glossary", "list", "hb", "--json"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["term"] == "沪分" && x["source"] == "suggest"),
+        "{list}"
+    );
 }
 
 #[test]

@@ -1,0 +1,343 @@
+//! Glossary candidates mined from a knowledge base's own text: abbreviation ↔ full form
+//! pairs, each with its evidence and a score, for a person to accept or reject.
+//!
+//! Three kinds of evidence, strongest first:
+//! - **stated**: the text says so — 杭州分公司（以下简称杭分）, 简称, 又称, or a short form in
+//!   brackets right after a longer one whose characters it takes in order;
+//! - **seen together**: a short word and a longer term it abbreviates (its characters in order,
+//!   not one run of them) occur in the same documents, scored by the abbreviation model and by
+//!   how often;
+//! - **predicted**: a frequent multi-word term the model says is usually shortened, with the
+//!   abbreviation the model predicts — never seen in the text, so scored lowest.
+
+use std::collections::HashMap;
+
+use luodi_text::abbrev::{is_subsequence, AbbrevModel, Term};
+use serde::Serialize;
+
+/// One candidate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Suggestion {
+    pub abbr: String,
+    pub full: String,
+    /// `stated`, `together`, `predicted`.
+    pub evidence: String,
+    pub score: f64,
+    /// Documents it was found in (stated, together) or the full form's count (predicted).
+    pub count: usize,
+    /// A passage showing it (up to ~80 characters).
+    pub example: String,
+}
+
+fn is_cjk(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c)
+}
+
+fn snippet(text: &str, at: usize) -> String {
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(30)
+        .map_or(0, |(i, _)| i);
+    text[start..].chars().take(80).collect()
+}
+
+/// The full form a stated short form refers to: the shortest tail of the CJK run before it
+/// that starts with the short form's first character and holds its characters in order.
+fn full_before(before: &str, abbr: &str) -> Option<String> {
+    let run: Vec<char> = before
+        .chars()
+        .rev()
+        .take_while(|c| is_cjk(*c))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let first = abbr.chars().next()?;
+    let n = abbr.chars().count();
+    for start in (0..run.len()).rev() {
+        if run[start] != first || run.len() - start <= n {
+            continue;
+        }
+        let cand: String = run[start..].iter().collect();
+        if is_subsequence(abbr, &cand) {
+            return (cand.chars().count() <= 20).then_some(cand);
+        }
+    }
+    None
+}
+
+/// Stated pairs: `X（简称Y）`, `X，简称Y`, `X（以下简称Y）`, `X（Y）`.
+fn stated(text: &str, out: &mut Vec<(String, String, usize, bool)>) {
+    for marker in ["以下简称", "简称", "又称", "亦称", "（", "("] {
+        for (at, _) in text.match_indices(marker) {
+            let after = &text[at + marker.len()..];
+            let after = after.trim_start_matches(['为', '：', ':', '「', '“', '"', '《']);
+            let abbr: String = after.chars().take_while(|c| is_cjk(*c)).take(9).collect();
+            let n = abbr.chars().count();
+            if !(2..=8).contains(&n) {
+                continue;
+            }
+            // the text before the marker, its brackets and commas left out
+            let before = text[..at].trim_end_matches(['（', '(', '，', ',', '、', ' ']);
+            if let Some(full) = full_before(before, &abbr) {
+                let bracket = marker == "（" || marker == "(";
+                out.push((abbr, full, at, bracket));
+            }
+        }
+    }
+}
+
+/// Stated in a table: a column headed 简称 (or 缩写, 简写, 略称) beside the full forms.
+fn tabled(text: &str, out: &mut Vec<(String, String, usize, bool)>) {
+    let mut col: Option<usize> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let here = at;
+        at += line.len();
+        let t = line.trim();
+        if !t.starts_with('|') {
+            col = None;
+            continue;
+        }
+        let cells: Vec<&str> = t.trim_matches('|').split('|').map(str::trim).collect();
+        if let Some(i) = cells
+            .iter()
+            .position(|c| matches!(*c, "简称" | "簡稱" | "缩写" | "简写" | "略称"))
+        {
+            col = Some(i);
+            continue;
+        }
+        let Some(i) = col else { continue };
+        let Some(abbr) = cells
+            .get(i)
+            .filter(|a| (2..=8).contains(&a.chars().count()))
+        else {
+            continue;
+        };
+        // the cell it shortens in order, else the row's first cell sharing a character with
+        // it (沪分 → 上海分公司: a table says so even where the short form takes another name)
+        let longer = |j: usize, c: &str| j != i && c.chars().count() > abbr.chars().count();
+        let full = cells
+            .iter()
+            .enumerate()
+            .find(|(j, c)| longer(*j, c) && is_subsequence(abbr, c))
+            .or_else(|| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .find(|(j, c)| longer(*j, c) && abbr.chars().any(|a| c.contains(a)))
+            })
+            .map(|(_, c)| *c);
+        if let Some(full) = full {
+            out.push((abbr.to_string(), full.to_owned(), here, false));
+        }
+    }
+}
+
+/// Mines candidates from the documents, best first, at most `limit`.
+pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Suggestion> {
+    let seg = luodi_text::Segmenter::shared();
+    // (abbr, full) → (evidence rank, documents, example, model score)
+    let mut found: HashMap<(String, String), (u8, usize, String)> = HashMap::new();
+    let mut term_count: HashMap<Vec<String>, usize> = HashMap::new();
+    for doc in docs {
+        let text = doc.as_str();
+        let mut st = Vec::new();
+        stated(text, &mut st);
+        tabled(text, &mut st);
+        let mut seen_here = std::collections::HashSet::new();
+        for (abbr, full, at, bracket) in st {
+            let key = (abbr, full);
+            if !seen_here.insert(key.clone()) {
+                continue;
+            }
+            let rank = if bracket { 1 } else { 2 };
+            let e = found.entry(key).or_insert((rank, 0, snippet(text, at)));
+            e.0 = e.0.max(rank);
+            e.1 += 1;
+        }
+        // terms of 2-3 words (CJK, 3-10 characters) and short words of this document
+        let words: Vec<&str> = seg.cut(text);
+        let mut terms: Vec<Vec<String>> = Vec::new();
+        // one long word (香港小姐, 杭州分公司) counts as its two-character parts
+        for w in &words {
+            let c: Vec<char> = w.chars().collect();
+            if (4..=10).contains(&c.len()) && c.iter().all(|x| is_cjk(*x)) {
+                terms.push(c.chunks(2).map(|p| p.iter().collect()).collect());
+            }
+        }
+        for n in 2..=3 {
+            for w in words.windows(n) {
+                if w.iter().all(|x| x.chars().all(is_cjk)) {
+                    let len: usize = w.iter().map(|x| x.chars().count()).sum();
+                    if (3..=10).contains(&len) {
+                        terms.push(w.iter().map(|s| s.to_string()).collect());
+                    }
+                }
+            }
+        }
+        terms.sort();
+        terms.dedup();
+        for t in &terms {
+            *term_count.entry(t.clone()).or_insert(0) += 1;
+        }
+        // terms by each character they hold, so a short form finds those holding its first
+        let mut by_char: HashMap<char, Vec<String>> = HashMap::new();
+        for t in &terms {
+            let full = t.concat();
+            let mut cs: Vec<char> = full.chars().collect();
+            cs.sort_unstable();
+            cs.dedup();
+            for c in cs {
+                by_char.entry(c).or_default().push(full.clone());
+            }
+        }
+        let mut shorts: Vec<String> = words
+            .iter()
+            .filter(|w| (2..=4).contains(&w.chars().count()) && w.chars().all(is_cjk))
+            .map(|w| w.to_string())
+            .collect();
+        // a short form the segmenter does not know comes out as single characters: 港 姐
+        for w in words.windows(2) {
+            if w.iter()
+                .all(|x| x.chars().count() == 1 && x.chars().all(is_cjk))
+            {
+                shorts.push(w.concat());
+            }
+        }
+        shorts.sort_unstable();
+        shorts.dedup();
+        for s in shorts.iter().map(String::as_str) {
+            let Some(first) = s.chars().next() else {
+                continue;
+            };
+            let Some(cands) = by_char.get(&first) else {
+                continue;
+            };
+            for full in cands {
+                if full.chars().count() > s.chars().count()
+                    && !full.contains(s)
+                    && is_subsequence(s, full)
+                    && seen_here.insert((s.to_owned(), full.clone()))
+                {
+                    let at = text.find(s).unwrap_or(0);
+                    let e = found.entry((s.to_owned(), full.clone())).or_insert((
+                        0,
+                        0,
+                        snippet(text, at),
+                    ));
+                    e.1 += 1;
+                }
+            }
+        }
+    }
+    let words_of: HashMap<String, Vec<String>> =
+        term_count.keys().map(|t| (t.concat(), t.clone())).collect();
+    let mut out: Vec<Suggestion> = Vec::new();
+    for ((abbr, full), (rank, count, example)) in found {
+        let term = Term::new(
+            words_of
+                .get(&full)
+                .cloned()
+                .unwrap_or_else(|| seg.cut(&full).into_iter().map(str::to_owned).collect()),
+            vec![],
+        );
+        let fit = model.score(&term, &abbr).unwrap_or(-30.0);
+        let (evidence, base) = match rank {
+            2 => ("stated", 3.0),
+            1 => ("stated", 2.0),
+            _ => ("together", 0.0),
+        };
+        // seen together: the model must find it a likely shortening, seen in 2+ documents
+        if rank == 0 && (count < 2 || fit < -14.0) {
+            continue;
+        }
+        out.push(Suggestion {
+            abbr,
+            full,
+            evidence: evidence.into(),
+            score: base + (count as f64).ln() + fit / 10.0,
+            count,
+            example,
+        });
+    }
+    // predicted: frequent terms the model says are shortened
+    let mut predicted: HashMap<String, Suggestion> = HashMap::new();
+    for (t, n) in &term_count {
+        if *n < 3 {
+            continue;
+        }
+        let term = Term::new(t.clone(), vec![]);
+        if model.has_abbreviation(&term) < 0.5 {
+            continue;
+        }
+        let Some((abbr, logp)) = model.generate(&term) else {
+            continue;
+        };
+        let full = term.text();
+        if full.contains(&abbr) {
+            continue;
+        }
+        let s = Suggestion {
+            abbr: abbr.clone(),
+            full,
+            evidence: "predicted".into(),
+            score: -3.0 + (*n as f64).ln() / 2.0 + logp / 10.0,
+            count: *n,
+            example: String::new(),
+        };
+        match predicted.get(&abbr) {
+            Some(p) if p.count >= s.count => {}
+            _ => {
+                predicted.insert(abbr, s);
+            }
+        }
+    }
+    out.extend(predicted.into_values());
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.abbr.cmp(&b.abbr))
+            .then_with(|| a.full.cmp(&b.full))
+    });
+    // one full form per abbreviation, the best; no full form that is another's abbreviation
+    let mut taken: HashMap<String, ()> = HashMap::new();
+    let mut kept = Vec::new();
+    for s in out {
+        if taken.contains_key(&s.abbr) || taken.contains_key(&s.full) {
+            continue;
+        }
+        taken.insert(s.abbr.clone(), ());
+        kept.push(s);
+        if kept.len() >= limit {
+            break;
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stated_and_seen_together_pairs_are_found() {
+        let docs: Vec<String> = vec![
+            "杭州分公司（以下简称杭分）负责浙江业务。杭分的地址在文三路。".into(),
+            "北京大学（北大）是一所综合性大学。".into(),
+            "| 分公司 | 简称 | 电话 |\n| --- | --- | --- |\n| 上海分公司 | 沪分 | 021 |\n| 南京分公司 | 宁分 | 025 |".into(),
+            "香港小姐选美比赛每年举行，港姐冠军将代表香港。".into(),
+            "第一届香港小姐冠军是谁？港姐的历史很长。".into(),
+        ];
+        let m = AbbrevModel::first_characters();
+        let s = suggest(&docs, &m, 100);
+        let has = |a: &str, f: &str| s.iter().any(|x| x.abbr == a && x.full == f);
+        assert!(has("杭分", "杭州分公司"), "{s:?}");
+        assert!(has("北大", "北京大学"), "{s:?}");
+        assert!(has("港姐", "香港小姐"), "{s:?}");
+        assert!(has("沪分", "上海分公司"), "{s:?}");
+        let first = &s[0];
+        assert_eq!(first.evidence, "stated");
+    }
+}
