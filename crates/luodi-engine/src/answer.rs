@@ -230,6 +230,9 @@ pub struct Answer {
     pub ttft_ms: f64,
     pub total_ms: f64,
     pub model: String,
+    /// Answered from a vetted FAQ (its text, without generation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faq: Option<crate::faq::FaqHit>,
 }
 
 /// One answer to a clarifying question: the documents whose `key` metadata is `value`.
@@ -1020,6 +1023,8 @@ pub struct Prepared {
     /// Whether the answer is to be a span of the evidence.
     pub extractive: bool,
     pub retrieval_ms: f64,
+    /// A vetted FAQ matched the question: it answers, with this text.
+    pub faq: Option<(crate::faq::FaqHit, String)>,
 }
 
 impl Kb {
@@ -1091,6 +1096,24 @@ impl Kb {
             )));
         }
         let script = detect_script(question);
+        // FAQ first: a vetted answer the question matches well enough, without generation
+        if let Some(hit) = self.faq_first(question, embed)? {
+            return Ok(Prepared {
+                question: question.to_owned(),
+                standalone: question.to_owned(),
+                script,
+                hits: Vec::new(),
+                evidence: Vec::new(),
+                signals: Signals::default(),
+                confidence: hit.0.score as f32,
+                refuse: false,
+                choices: Vec::new(),
+                messages: Vec::new(),
+                extractive: false,
+                retrieval_ms: started.elapsed().as_secs_f64() * 1000.0,
+                faq: Some(hit),
+            });
+        }
         let context = followup_context(history, question);
         let standalone = match &context {
             Some(c) => format!("{c} {question}"),
@@ -1187,6 +1210,7 @@ impl Kb {
             messages,
             extractive,
             retrieval_ms: started.elapsed().as_secs_f64() * 1000.0,
+            faq: None,
         })
     }
 
@@ -1234,7 +1258,17 @@ impl Kb {
             ttft_ms: 0.0,
             total_ms: 0.0,
             model: generator.name().to_owned(),
+            faq: None,
         };
+        if let Some((hit, text)) = p.faq {
+            answer.text = text;
+            answer.faq = Some(hit);
+            answer.model = "faq".into();
+            on_text(&answer.text);
+            answer.ttft_ms = started.elapsed().as_secs_f64() * 1000.0;
+            answer.total_ms = answer.ttft_ms;
+            return Ok(answer);
+        }
         if p.refuse {
             // decided before generation: the model is not asked to invent
             answer.refused = true;

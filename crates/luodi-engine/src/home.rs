@@ -21,6 +21,7 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     crate::conversation::MIGRATION,
     crate::access::MIGRATION,
     crate::glossary::MIGRATION,
+    crate::faq::MIGRATION,
 ];
 
 /// Settings fixed when a knowledge base is created.
@@ -246,6 +247,8 @@ impl Home {
                 .map_err(sql("registry"))?;
             tx.execute("DELETE FROM glossary_history WHERE kb = ?1", [name])
                 .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM faqs WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
             Home::forget_kb_scopes(&tx, name)?;
             tx.commit().map_err(sql("registry"))?;
         }
@@ -264,10 +267,12 @@ impl Home {
             .ok_or_else(|| Error::UnknownKb(name.to_owned()))?;
         let store = EmbeddedStore::open(&self.kb_dir(name), store_options(&info.config))?;
         let glossary = self.glossary(name)?;
+        let faqs = self.faqs(name)?;
         Ok(Kb {
             info,
             store,
             glossary,
+            faqs,
         })
     }
 }
@@ -285,6 +290,8 @@ pub struct Kb {
     pub store: EmbeddedStore,
     /// Its glossary as it was when opened: searches read questions in its words.
     pub glossary: crate::glossary::Glossary,
+    /// Its vetted FAQs as they were when opened: answered first.
+    pub faqs: Vec<crate::faq::Faq>,
 }
 
 impl Kb {
@@ -299,6 +306,7 @@ impl Kb {
             },
             store,
             glossary: Default::default(),
+            faqs: Vec::new(),
         })
     }
 

@@ -11,6 +11,7 @@ pub mod answer;
 pub mod backup;
 pub mod context;
 pub mod conversation;
+pub mod faq;
 pub mod glossary;
 pub mod home;
 pub mod ingest;

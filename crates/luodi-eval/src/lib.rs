@@ -8,6 +8,7 @@
 pub mod abbrev;
 pub mod answer;
 pub mod dedup;
+pub mod faq;
 pub mod glossary;
 pub mod matching;
 pub mod retrieval;

@@ -99,6 +99,14 @@ pub fn ask(home: &std::path::Path, a: AskArgs) -> Result<ExitCode> {
             "\n⚠ this answer cites none of the passages below: check it against them"
         )?;
     }
+    if let Some(f) = &answer.faq {
+        writeln!(
+            out,
+            "\n(vetted answer: FAQ #{} “{}”, match {:.2})",
+            f.id, f.question, f.score
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if !answer.choices.is_empty() {
         let key = &answer.choices[0].key;
         writeln!(

@@ -82,6 +82,10 @@ pub enum Command {
     /// business terms, which searches and answers read questions with.
     #[command(subcommand)]
     Glossary(crate::glossary_cmd::GlossaryCmd),
+    /// A knowledge base's vetted question–answer pairs, answered first when a question
+    /// matches one well enough.
+    #[command(subcommand)]
+    Faq(crate::glossary_cmd::FaqCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,6 +211,59 @@ pub enum EvalCmd {
     /// queries, of the same queries abbreviated, and of those with a hand-entered and with a
     /// mined glossary.
     Glossary(GlossaryArgs),
+    /// FAQ-first on the Taipei FAQ: resident-style paraphrases matched against every FAQ —
+    /// hit rate and wrong-FAQ rate on the report half, matcher and threshold fitted on the
+    /// tuning half.
+    Faq(FaqArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FaqArgs {
+    #[arg(long, default_value = "../shared/data/taipei-gov-faq")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "evalsets/taipei-faq-paraphrases.jsonl")]
+    pub questions: PathBuf,
+    /// Smoke runs: only the FAQs the questions name and this many others.
+    #[arg(long)]
+    pub limit_faqs: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn eval_faq(home: &std::path::Path, a: FaqArgs) -> Result<ExitCode> {
+    let r = luodi_eval::faq::run(&luodi_eval::faq::FaqEval {
+        data: a.data,
+        questions: a.questions,
+        embed_cache: home.join("cache").join("embeddings.sqlite"),
+        threads: luodi_models::llm::llama::default_threads(),
+        limit_faqs: a.limit_faqs,
+    })?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "FAQ first: {} FAQs; questions: tuning half {}, report half {}",
+        r.faqs, r.questions_tune, r.questions_report
+    )?;
+    writeln!(
+        out,
+        "  report half: top-1 FAQ hit rate {:.3}, wrong-FAQ answers {:.3}, fallback to generation {:.3} (threshold {:.3} from the tuning half)",
+        r.hit_rate, r.wrong_rate, r.fallback_rate, r.policy.threshold
+    )?;
+    writeln!(
+        out,
+        "  right FAQ ranked first: matcher {:.3}, cosine alone {:.3}; among the {} candidates {:.3}",
+        r.top1,
+        r.cosine_top1,
+        luodi_engine::faq::CANDIDATES,
+        r.recall_candidates
+    )?;
+    writeln!(out, "  matcher: {}", serde_json::to_string(&r.policy)?)?;
+    writeln!(out, "  ({:.1} s)", r.seconds)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args, Debug)]
@@ -654,6 +711,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(EvalCmd::Abbrev(a)) => eval_abbrev(a),
         Command::Eval(EvalCmd::Match(a)) => eval_match(a),
         Command::Eval(EvalCmd::Glossary(a)) => eval_glossary(&cli.home, a),
+        Command::Eval(EvalCmd::Faq(a)) => eval_faq(&cli.home, a),
         Command::Eval(EvalCmd::Dedup(a)) => eval_dedup(a),
         Command::Bench(b) => crate::bench::run(&cli.home, b, quiet),
         Command::Models(m) => crate::models_cmd::models(m, quiet),
@@ -665,6 +723,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => crate::serve_cmd::serve(&cli.home, a),
         Command::Keys(k) => crate::serve_cmd::keys(&cli.home, k),
         Command::Glossary(g) => crate::glossary_cmd::run(&cli.home, g),
+        Command::Faq(f) => crate::glossary_cmd::faq(&cli.home, f),
         Command::Feedback(f) => crate::serve_cmd::feedback(&cli.home, f),
         Command::Clean(a) => crate::clean_cmd::clean(a, quiet),
     }

@@ -355,3 +355,109 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Subcommand, Debug)]
+pub enum FaqCmd {
+    /// Add a vetted question–answer pair.
+    Add {
+        kb: String,
+        #[arg(long)]
+        question: String,
+        #[arg(long)]
+        answer: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import pairs from CSV (columns question, answer) or JSON lines (question/title,
+    /// answer/text); bad rows are reported by number and the rest imported.
+    Import {
+        kb: String,
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the FAQs.
+    List {
+        kb: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an FAQ by its number.
+    Remove { kb: String, id: i64 },
+}
+
+pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
+    let h = Home::open(home)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        FaqCmd::Add {
+            kb,
+            question,
+            answer,
+            json,
+        } => {
+            let f = luodi_engine::faq::Faq {
+                id: 0,
+                question,
+                answer,
+                source: "hand".into(),
+                created_at: 0,
+                created_by: String::new(),
+            };
+            for f in h.faq_add(&kb, vec![f], &who())? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&f)?)?;
+                } else {
+                    writeln!(out, "added FAQ #{}: {}", f.id, f.question)?;
+                }
+            }
+        }
+        FaqCmd::Import { kb, file, json } => {
+            let rows = luodi_engine::faq::read_rows(&file)?;
+            let mut added = 0usize;
+            let mut problems: Vec<(usize, String)> = Vec::new();
+            for (row, f) in rows {
+                match f {
+                    Ok(f) => match h.faq_add(&kb, vec![f], &who()) {
+                        Ok(_) => added += 1,
+                        Err(luodi_engine::Error::InvalidInput(m)) => problems.push((row, m)),
+                        Err(e) => return Err(e.into()),
+                    },
+                    Err(m) => problems.push((row, m)),
+                }
+            }
+            if json {
+                let p: Vec<_> = problems
+                    .iter()
+                    .map(|(row, reason)| serde_json::json!({"row": row, "reason": reason}))
+                    .collect();
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"added": added, "problems": p})
+                )?;
+            } else {
+                writeln!(out, "imported {added} FAQs into {kb}")?;
+                for (row, m) in &problems {
+                    writeln!(out, "  {} row {row}: {m}", file.display())?;
+                }
+            }
+        }
+        FaqCmd::List { kb, json } => {
+            let faqs = h.faqs(&kb)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&faqs)?)?;
+            } else {
+                for f in &faqs {
+                    let short: String = f.answer.chars().take(60).collect();
+                    writeln!(out, "#{:<4} {}\n      → {}", f.id, f.question, short)?;
+                }
+            }
+        }
+        FaqCmd::Remove { kb, id } => {
+            h.faq_remove(&kb, id)?;
+            writeln!(out, "removed FAQ #{id} from {kb}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

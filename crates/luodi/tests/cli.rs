@@ -683,6 +683,36 @@ fn eval_match_reports_auc_accuracy_and_both_baselines() {
 }
 
 #[test]
+fn eval_faq_smoke_on_the_taipei_paraphrases() {
+    let Some(data) = shared_data("taipei-gov-faq/faq.zh-hans.jsonl") else {
+        return;
+    };
+    let e = Env::new();
+    let questions =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../evalsets/taipei-faq-paraphrases.jsonl");
+    let v = e.json(&[
+        "eval",
+        "faq",
+        "--data",
+        data.join("taipei-gov-faq").to_str().unwrap(),
+        "--questions",
+        questions.to_str().unwrap(),
+        "--limit-faqs",
+        "30",
+        "--json",
+    ]);
+    assert_eq!(
+        v["questions_tune"].as_u64().unwrap() + v["questions_report"].as_u64().unwrap(),
+        122
+    );
+    assert!(v["top1"].as_f64().unwrap() > 0.7, "{v}");
+    let sum = v["hit_rate"].as_f64().unwrap()
+        + v["wrong_rate"].as_f64().unwrap()
+        + v["fallback_rate"].as_f64().unwrap();
+    assert!((sum - 1.0).abs() < 1e-9, "{v}");
+}
+
+#[test]
 fn eval_abbrev_ranks_full_forms_from_the_train_split_model() {
     let Some(data) = shared_data("pku-chinese-abbreviation/test.jsonl") else {
         return;
@@ -777,6 +807,67 @@ fn dense_search_without_vectors_is_a_clear_error() {
     assert!(!hits.as_array().unwrap().is_empty());
     let o = e.run(&["search", "hb", "年假", "--mode", "fuzzy"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn faq_first_answers_a_paraphrase_with_the_vetted_answer_and_imports_report_bad_rows() {
+    let e = Env::new();
+    e.ok(&["kb", "create", "hb"]);
+    e.ingest("hb", &[]);
+    let csv = e.work.path().join("faq.csv");
+    std::fs::write(
+        &csv,
+        "question,answer\n年假可以顺延到什么时候？,当年未休的年假可顺延至次年3月31日，逾期作废。（人事部核定）\n,没有问题的答案\n报销单据要在多久内提交？,出差结束后十五日内提交。\n",
+    )
+    .unwrap();
+    let r = e.json(&["faq", "import", "hb", csv.to_str().unwrap(), "--json"]);
+    assert_eq!(r["added"], 2, "{r}");
+    assert_eq!(r["problems"][0]["row"], 3, "{r}");
+    // the same question twice is refused
+    let o = e
+        .cmd(&[
+            "faq",
+            "add",
+            "hb",
+            "--question",
+            "年假可以顺延到什么时候?",
+            "--answer",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let a = e.json(&[
+        "ask",
+        "hb",
+        "今年没休完的年假能延到啥时候",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(a["model"], "faq", "{a}");
+    assert!(a["text"].as_str().unwrap().contains("人事部核定"), "{a}");
+    assert!(a["faq"]["id"].as_i64().is_some(), "{a}");
+    // a question no FAQ asks goes on to a grounded answer
+    let b = e.json(&[
+        "ask",
+        "hb",
+        "IT服务台的电话是多少？",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    assert!(b.get("faq").is_none() || b["faq"].is_null(), "{b}");
+    let list = e.json(&["faq", "list", "hb", "--json"]);
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    e.ok(&["faq", "remove", "hb", &id]);
+    assert_eq!(
+        e.json(&["faq", "list", "hb", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
