@@ -1182,10 +1182,31 @@ impl Kb {
         let extractive = opts.extractive
             && opts.format == AnswerFormat::Plain
             && ((script == Script::Latin) == evidence_latin);
+        // the glossary's words: an abbreviation with its full form beside it (so the answer
+        // names it), the definitions of the business terms the question uses
+        let glossed = self.glossary.expand(question);
+        let mut with_terms = question.to_owned();
+        for (abbr, full) in &glossed.abbreviations {
+            with_terms = with_terms.replacen(abbr.as_str(), &format!("{abbr}（{full}）"), 1);
+        }
         let asked = match (&context, script == Script::Latin) {
-            (None, _) => question.to_owned(),
-            (Some(c), true) => format!("{question} (following: {c})"),
-            (Some(c), false) => format!("{question}（上文：{c}）"),
+            (None, _) => with_terms,
+            (Some(c), true) => format!("{with_terms} (following: {c})"),
+            (Some(c), false) => format!("{with_terms}（上文：{c}）"),
+        };
+        let asked = if glossed.definitions.is_empty() {
+            asked
+        } else {
+            let defs: Vec<String> = glossed
+                .definitions
+                .iter()
+                .map(|(t, d)| format!("{t}: {d}"))
+                .collect();
+            if script == Script::Latin {
+                format!("{asked}\n(Terms: {})", defs.join("; "))
+            } else {
+                format!("{asked}\n（术语：{}）", defs.join("；"))
+            }
         };
         let user = user_prompt(script, &asked, &evidence_block(&evidence));
         let mut messages = vec![ChatMessage::system(system_prompt(

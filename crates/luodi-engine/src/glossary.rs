@@ -82,7 +82,8 @@ pub struct Entry {
     pub forms: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<String>,
-    /// `hand`, `import`, `suggest` (accepted from mined candidates), `feedback`.
+    /// `hand`, `import`, `suggest:EVIDENCE` (accepted from mined candidates: `stated`,
+    /// `together`, `predicted`), `feedback`.
     #[serde(default = "hand")]
     pub source: String,
     #[serde(default)]
@@ -343,12 +344,21 @@ impl Glossary {
         let mut replaced: Vec<(usize, usize, &str)> = Vec::new();
         for e in abbrs {
             let full = &e.forms[0];
+            // a candidate predicted by the abbreviation model, never seen in the text: it widens
+            // the lexical query only, it does not rewrite the question
+            let predicted = e.source == "suggest:predicted";
             if question.contains(full.as_str()) {
                 continue;
             }
             for i in stands_alone(&e.term) {
                 let end = i + e.term.len();
                 if replaced.iter().any(|(s, t, _)| i < *t && *s < end) {
+                    continue;
+                }
+                if predicted {
+                    if !added.contains(full) {
+                        added.push(full.clone());
+                    }
                     continue;
                 }
                 replaced.push((i, end, full));

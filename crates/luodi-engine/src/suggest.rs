@@ -141,6 +141,8 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
     // (abbr, full) → (evidence rank, documents, example, model score)
     let mut found: HashMap<(String, String), (u8, usize, String)> = HashMap::new();
     let mut term_count: HashMap<Vec<String>, usize> = HashMap::new();
+    // documents each short word occurs in: a common word found beside a term is no evidence
+    let mut short_docs: HashMap<String, usize> = HashMap::new();
     for doc in docs {
         let text = doc.as_str();
         let mut st = Vec::new();
@@ -208,6 +210,9 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
         }
         shorts.sort_unstable();
         shorts.dedup();
+        for s in &shorts {
+            *short_docs.entry(s.clone()).or_insert(0) += 1;
+        }
         for s in shorts.iter().map(String::as_str) {
             let Some(first) = s.chars().next() else {
                 continue;
@@ -249,8 +254,10 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
             1 => ("stated", 2.0),
             _ => ("together", 0.0),
         };
-        // seen together: the model must find it a likely shortening, seen in 2+ documents
-        if rank == 0 && (count < 2 || fit < -14.0) {
+        // seen together: in 2+ documents, in at least a fifth of those the short word is in
+        // (专业, 院长 are beside many terms: they abbreviate none), and a likely shortening
+        let association = count as f64 / short_docs.get(&abbr).copied().unwrap_or(1).max(1) as f64;
+        if rank == 0 && (count < 2 || association < 0.2 || fit < -14.0) {
             continue;
         }
         out.push(Suggestion {
@@ -276,7 +283,9 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
             continue;
         };
         let full = term.text();
-        if full.contains(&abbr) {
+        // a predicted form that is a word of its own (台北 from 台湾北部) would stand for it
+        // wherever the word is used
+        if full.contains(&abbr) || seg.has_word(&abbr) || short_docs.contains_key(&abbr) {
             continue;
         }
         let s = Suggestion {

@@ -142,6 +142,8 @@ pub struct GlossaryEval {
     pub embed_cache: PathBuf,
     /// Candidates accepted from `suggest`, at most.
     pub mined_limit: usize,
+    /// Write how the mined glossary read each abbreviated query here (JSON lines).
+    pub per_query: Option<PathBuf>,
 }
 
 pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
@@ -199,7 +201,8 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
         let docs = corpus_texts(&data.join("corpus.jsonl"))?;
         let mut mined = Glossary::default();
         for s in luodi_engine::suggest::suggest(&docs, &model, ev.mined_limit) {
-            let e = Entry::abbreviation(&s.abbr, &s.full);
+            let mut e = Entry::abbreviation(&s.abbr, &s.full);
+            e.source = format!("suggest:{}", s.evidence);
             if mined.check(&e).is_ok() {
                 mined.entries.push(e);
             }
@@ -214,6 +217,19 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
             })
             .count();
         let n_mined = mined.entries.len();
+        if let Some(path) = &ev.per_query {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            for (q, _) in &abbreviated {
+                let x = mined.expand(q);
+                let line = serde_json::json!({"set": set, "query": q, "rewritten": x.rewritten, "lexical": x.lexical});
+                use std::io::Write;
+                writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
+            }
+        }
         kb.glossary = mined;
         let r_mined = recall5(&kb, &abbreviated, ev.mode, embed_ref)?;
         sets.push(SetReport {

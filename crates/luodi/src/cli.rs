@@ -282,6 +282,9 @@ pub struct GlossaryArgs {
     /// Mined candidates accepted, at most.
     #[arg(long, default_value_t = 5000)]
     pub mined_limit: usize,
+    /// Write how the mined glossary read each abbreviated query (JSON lines).
+    #[arg(long)]
+    pub per_query: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -294,6 +297,7 @@ fn eval_glossary(home: &std::path::Path, a: GlossaryArgs) -> Result<ExitCode> {
         cache_dir: home.join("eval-cache"),
         embed_cache: home.join("cache").join("embeddings.sqlite"),
         mined_limit: a.mined_limit,
+        per_query: a.per_query,
     })?;
     let mut out = std::io::stdout().lock();
     if a.json {

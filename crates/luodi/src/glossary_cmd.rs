@@ -324,7 +324,7 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
                     .iter()
                     .map(|s| {
                         let mut e = Entry::abbreviation(&s.abbr, &s.full);
-                        e.source = "suggest".into();
+                        e.source = format!("suggest:{}", s.evidence);
                         e
                     })
                     .collect();

@@ -651,7 +651,7 @@ fn glossary_entries_are_checked_versioned_and_read_into_searches() {
         list.as_array()
             .unwrap()
             .iter()
-            .any(|x| x["term"] == "沪分" && x["source"] == "suggest"),
+            .any(|x| x["term"] == "沪分" && x["source"] == "suggest:stated"),
         "{list}"
     );
 }
