@@ -11,10 +11,11 @@ use std::path::Path;
 use luodi_text::abbrev::{AbbrevModel, Pair, Term};
 use serde::{Deserialize, Serialize};
 
+/// A row of the PKU set.
 #[derive(Debug, Deserialize)]
-struct Row {
-    full: String,
-    abbr: Option<String>,
+pub(crate) struct Row {
+    pub full: String,
+    pub abbr: Option<String>,
     words: Vec<String>,
     #[serde(default)]
     pos: Vec<String>,
@@ -42,7 +43,7 @@ pub struct AbbrevReport {
     pub seconds: f64,
 }
 
-fn load(path: &Path) -> Result<Vec<Row>, String> {
+pub(crate) fn load(path: &Path) -> Result<Vec<Row>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     text.lines()
         .enumerate()
@@ -63,6 +64,21 @@ fn term(r: &Row) -> Term {
     Term::new(words, r.pos.clone())
 }
 
+/// Training pairs from rows.
+fn pairs(rows: &[Row]) -> Vec<Pair> {
+    rows.iter()
+        .map(|r| Pair {
+            term: term(r),
+            abbr: r.abbr.clone(),
+        })
+        .collect()
+}
+
+/// The abbreviation model learned from the PKU train split under `dir`.
+pub fn train_model(dir: &Path) -> Result<AbbrevModel, String> {
+    Ok(AbbrevModel::train(&pairs(&load(&dir.join("train.jsonl"))?)))
+}
+
 /// `pool_all`: candidates are the full forms of all three splits (a harder ranking) instead of
 /// the evaluated split's.
 pub fn evaluate(
@@ -76,13 +92,7 @@ pub fn evaluate(
         return Err("the model learns from train: evaluate dev or test".into());
     }
     let train = load(&dir.join("train.jsonl"))?;
-    let pairs: Vec<Pair> = train
-        .iter()
-        .map(|r| Pair {
-            term: term(r),
-            abbr: r.abbr.clone(),
-        })
-        .collect();
+    let pairs = pairs(&train);
     let model = AbbrevModel::train(&pairs);
     let mut rows = load(&dir.join(format!("{split}.jsonl")))?;
     if rows.is_empty() {

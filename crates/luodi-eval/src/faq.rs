@@ -8,7 +8,7 @@
 //! the threshold, a wrong answer another FAQ on top at or above it; below it the question
 //! falls back to generation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use luodi_core::{Embedder, Error, Result};
 use luodi_engine::faq::{candidates, Faq, FaqPolicy};
@@ -16,6 +16,7 @@ use luodi_engine::matching::Matcher;
 use luodi_engine::EmbedCache;
 use serde::Serialize;
 
+use crate::retrieval::{field, read_jsonl};
 use crate::Half;
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,29 +52,16 @@ struct Question {
     text: String,
 }
 
-fn jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::InvalidInput(format!("{} line {}: {e}", path.display(), i + 1)))
-        })
-        .collect()
-}
-
 /// Per question: its candidates (FAQ index, features) and the index of the right FAQ.
 type Scored = (Vec<(usize, Vec<f64>)>, usize, Option<usize>);
 
 pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     let started = std::time::Instant::now();
-    let rows = jsonl(&ev.data.join("faq.zh-hans.jsonl"))?;
+    let rows = read_jsonl(&ev.data.join("faq.zh-hans.jsonl"))?;
     let mut ids = Vec::new();
     let mut faqs = Vec::new();
     for r in &rows {
-        let (Some(id), Some(q), Some(a)) =
-            (r["id"].as_str(), r["title"].as_str(), r["text"].as_str())
+        let (Some(id), Some(q), Some(a)) = (field(r, "id"), field(r, "title"), field(r, "text"))
         else {
             continue;
         };
@@ -87,13 +75,13 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
             created_by: String::new(),
         });
     }
-    let questions: Vec<Question> = jsonl(&ev.questions)?
+    let questions: Vec<Question> = read_jsonl(&ev.questions)?
         .iter()
         .filter_map(|v| {
             Some(Question {
-                id: v["id"].as_str()?.to_owned(),
-                faq: v["faq"].as_str()?.to_owned(),
-                text: v["question"].as_str()?.to_owned(),
+                id: field(v, "id")?,
+                faq: field(v, "faq")?,
+                text: field(v, "question")?,
             })
         })
         .collect();

@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 
 use luodi_core::{Error, Result, SearchMode, SearchQuery};
 use luodi_engine::{Entry, Fusion, Glossary, Kb, KbConfig};
-use luodi_text::abbrev::{AbbrevModel, Pair, Term};
 use serde::Serialize;
 
-use crate::retrieval::{corpus_kb, embedder_for, load_queries};
+use crate::retrieval::{corpus_kb, embedder_for, field, load_queries, read_jsonl};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Run {
@@ -51,47 +50,6 @@ pub struct GlossaryReport {
     pub hand_ratio: f64,
     pub mined_ratio: f64,
     pub seconds: f64,
-}
-
-#[derive(serde::Deserialize)]
-struct AbbrRow {
-    full: String,
-    abbr: Option<String>,
-    words: Vec<String>,
-    #[serde(default)]
-    pos: Vec<String>,
-}
-
-fn rows(path: &Path) -> Result<Vec<AbbrRow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::InvalidInput(format!("{} line {}: {e}", path.display(), i + 1)))
-        })
-        .collect()
-}
-
-/// The abbreviation model learned from the PKU train split.
-pub fn train_model(abbrev_dir: &Path) -> Result<AbbrevModel> {
-    let train = rows(&abbrev_dir.join("train.jsonl"))?;
-    let pairs: Vec<Pair> = train
-        .into_iter()
-        .map(|r| {
-            let words = if r.words.concat() == r.full {
-                r.words
-            } else {
-                vec![r.full.clone()]
-            };
-            Pair {
-                term: Term::new(words, r.pos),
-                abbr: r.abbr,
-            }
-        })
-        .collect();
-    Ok(AbbrevModel::train(&pairs))
 }
 
 fn recall5(
@@ -149,10 +107,12 @@ pub struct GlossaryEval {
 pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
     let started = std::time::Instant::now();
     let abbrev_dir = ev.data.join("pku-chinese-abbreviation");
-    let model = train_model(&abbrev_dir)?;
+    let model = crate::abbrev::train_model(&abbrev_dir).map_err(Error::InvalidInput)?;
     let mut table: Vec<(String, String)> = Vec::new();
     for split in ["dev", "test"] {
-        for r in rows(&abbrev_dir.join(format!("{split}.jsonl")))? {
+        let rows = crate::abbrev::load(&abbrev_dir.join(format!("{split}.jsonl")))
+            .map_err(Error::InvalidInput)?;
+        for r in rows {
             if let Some(a) = r.abbr {
                 if r.full.chars().count() >= 3 && a != r.full && !r.full.contains(&a) {
                     table.push((r.full, a));
@@ -274,10 +234,8 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
 }
 
 fn corpus_texts(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+    Ok(read_jsonl(path)?
+        .iter()
+        .filter_map(|r| field(r, "text"))
         .collect())
 }

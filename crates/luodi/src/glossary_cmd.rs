@@ -277,7 +277,7 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
                 PathBuf::from("../shared/data/pku-chinese-abbreviation/train.jsonl")
             });
             let model = match train.parent().filter(|_| train.is_file()) {
-                Some(dir) => luodi_eval::glossary::train_model(dir)?,
+                Some(dir) => luodi_eval::abbrev::train_model(dir).map_err(anyhow::Error::msg)?,
                 None => luodi_text::abbrev::AbbrevModel::first_characters(),
             };
             let existing = h.glossary(&kb)?;
