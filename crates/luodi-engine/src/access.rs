@@ -461,32 +461,62 @@ impl Home {
 
     /// Feedback on `kb`'s answers, newest first.
     pub fn feedback(&self, kb: &str, limit: usize) -> Result<Vec<Feedback>> {
+        self.feedback_where(kb, None, limit)
+    }
+
+    /// One piece of feedback on `kb`'s answers, by its id (or a unique prefix of it).
+    pub fn feedback_get(&self, kb: &str, id: &str) -> Result<Option<Feedback>> {
+        let id = id.trim();
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let found = self.feedback_where(kb, Some(&id.replace(['%', '_'], "")), 2)?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.into_iter().next()),
+            _ => Err(Error::InvalidInput(format!(
+                "feedback id {id:?} is the start of more than one id: give more of it"
+            ))),
+        }
+    }
+
+    /// `kb`'s feedback, newest first; only ids starting with `prefix` when given.
+    fn feedback_where(
+        &self,
+        kb: &str,
+        prefix: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Feedback>> {
         let conn = self.registry()?;
         let mut st = conn
             .prepare_cached(
                 "SELECT id, created_at, key_id, kb, conversation_id, turn_seq, question, answer,
                         citations, rating, correction, comment
-                 FROM feedback WHERE kb = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2",
+                 FROM feedback WHERE kb = ?1 AND (?3 IS NULL OR id LIKE ?3 || '%')
+                 ORDER BY created_at DESC, id DESC LIMIT ?2",
             )
             .map_err(sql("feedback"))?;
         let rows = st
-            .query_map(params![kb, limit.min(i64::MAX as usize) as i64], |r| {
-                let citations: String = r.get(8)?;
-                Ok(Feedback {
-                    id: r.get(0)?,
-                    created_at: r.get(1)?,
-                    key_id: r.get(2)?,
-                    kb: r.get(3)?,
-                    conversation_id: r.get(4)?,
-                    turn_seq: r.get(5)?,
-                    question: r.get(6)?,
-                    answer: r.get(7)?,
-                    citations: serde_json::from_str(&citations).unwrap_or_default(),
-                    rating: r.get(9)?,
-                    correction: r.get(10)?,
-                    comment: r.get(11)?,
-                })
-            })
+            .query_map(
+                params![kb, limit.min(i64::MAX as usize) as i64, prefix],
+                |r| {
+                    let citations: String = r.get(8)?;
+                    Ok(Feedback {
+                        id: r.get(0)?,
+                        created_at: r.get(1)?,
+                        key_id: r.get(2)?,
+                        kb: r.get(3)?,
+                        conversation_id: r.get(4)?,
+                        turn_seq: r.get(5)?,
+                        question: r.get(6)?,
+                        answer: r.get(7)?,
+                        citations: serde_json::from_str(&citations).unwrap_or_default(),
+                        rating: r.get(9)?,
+                        correction: r.get(10)?,
+                        comment: r.get(11)?,
+                    })
+                },
+            )
             .map_err(sql("feedback"))?;
         rows.collect::<std::result::Result<_, _>>()
             .map_err(sql("feedback"))

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conversation::now_secs;
 use crate::home::Home;
-use crate::matching::{features, Matcher};
+use crate::matching::{features_with, Matcher};
 
 /// The registry migration that adds FAQs.
 pub(crate) const MIGRATION: &str = "
@@ -94,8 +94,9 @@ pub fn rank(
     questions: &[Vec<f32>],
     answers: &[Vec<f32>],
     matcher: &Matcher,
+    seg: &luodi_text::Segmenter,
 ) -> Vec<(usize, f64)> {
-    let mut out: Vec<(usize, f64)> = candidates(question, qv, faqs, questions, answers)
+    let mut out: Vec<(usize, f64)> = candidates(question, qv, faqs, questions, answers, seg)
         .into_iter()
         .map(|(i, x)| (i, matcher.prob(&x)))
         .collect();
@@ -104,13 +105,14 @@ pub fn rank(
 }
 
 /// The [`CANDIDATES`] FAQs nearest the question (by the cosine to their question and to
-/// their answer), with the matcher's features.
+/// their answer), with the matcher's features (words cut by `seg`: the glossary's segmenter).
 pub fn candidates(
     question: &str,
     qv: &[f32],
     faqs: &[Faq],
     questions: &[Vec<f32>],
     answers: &[Vec<f32>],
+    seg: &luodi_text::Segmenter,
 ) -> Vec<(usize, Vec<f64>)> {
     let dot = |v: &[f32]| v.iter().zip(qv).map(|(a, b)| a * b).sum::<f32>();
     let mut by_cos: Vec<(usize, f32, f32)> = questions
@@ -123,7 +125,12 @@ pub fn candidates(
     by_cos.truncate(CANDIDATES);
     by_cos
         .into_iter()
-        .map(|(i, cq, ca)| (i, features(question, &faqs[i].question, &[cq, ca])))
+        .map(|(i, cq, ca)| {
+            (
+                i,
+                features_with(seg, question, &faqs[i].question, &[cq, ca]),
+            )
+        })
         .collect()
 }
 
@@ -134,6 +141,38 @@ pub fn decide(probs: &[(usize, f64)]) -> (Option<usize>, f64) {
     match probs.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
         Some(&(i, p)) => (Some(i), p),
         None => (None, 0.0),
+    }
+}
+
+/// The vectors of a knowledge base's FAQs: each question (as a query) and each answer (as a
+/// passage), computed once per opened knowledge base.
+#[derive(Debug, Clone)]
+pub struct FaqVectors {
+    pub model: String,
+    pub questions: Vec<Vec<f32>>,
+    pub answers: Vec<Vec<f32>>,
+}
+
+impl FaqVectors {
+    pub fn compute(
+        faqs: &[Faq],
+        embedder: &dyn luodi_core::Embedder,
+        cache: &crate::retrieve::EmbedCache,
+    ) -> Result<FaqVectors> {
+        let questions = faqs
+            .iter()
+            .map(|f| cache.query(embedder, &f.question))
+            .collect::<Result<Vec<_>>>()?;
+        let mut answers = Vec::with_capacity(faqs.len());
+        for chunk in faqs.chunks(32) {
+            let texts: Vec<&str> = chunk.iter().map(|f| f.answer.as_str()).collect();
+            answers.extend(cache.passages(embedder, &texts)?);
+        }
+        Ok(FaqVectors {
+            model: embedder.id().to_owned(),
+            questions,
+            answers,
+        })
     }
 }
 
@@ -154,20 +193,24 @@ impl crate::home::Kb {
         let policy = FaqPolicy::default();
         let asked = self.glossary.expand(question).rewritten;
         let qv = cache.query(embedder, &asked)?;
-        let questions = self
-            .faqs
-            .iter()
-            .map(|f| cache.query(embedder, &f.question))
-            .collect::<Result<Vec<_>>>()?;
-        let texts: Vec<&str> = self.faqs.iter().map(|f| f.answer.as_str()).collect();
-        let answers = cache.passages(embedder, &texts)?;
+        let computed;
+        let vectors = match self.faq_vectors.get() {
+            Some(v) if v.model == embedder.id() => v,
+            _ => {
+                computed = FaqVectors::compute(&self.faqs, embedder, cache)?;
+                // kept for the next question (the first embedder a KB meets is the one it uses)
+                let _ = self.faq_vectors.set(computed.clone());
+                &computed
+            }
+        };
         let probs = rank(
             &asked,
             &qv,
             &self.faqs,
-            &questions,
-            &answers,
+            &vectors.questions,
+            &vectors.answers,
             &policy.matcher,
+            self.glossary.segmenter(),
         );
         let (Some(i), score) = decide(&probs) else {
             return Ok(None);
@@ -224,49 +267,77 @@ impl Home {
         if self.get(kb)?.is_none() {
             return Err(Error::UnknownKb(kb.to_owned()));
         }
-        let existing = self.faqs(kb)?;
+        let mut have = self.faqs(kb)?;
         let mut conn = self.registry()?;
         let tx = conn.transaction().map_err(sql("faqs"))?;
         let mut out = Vec::new();
-        for mut f in faqs {
-            f.question = f.question.trim().to_owned();
-            f.answer = f.answer.trim().to_owned();
-            if f.question.is_empty() || f.answer.is_empty() {
-                return Err(Error::InvalidInput(
-                    "an FAQ needs a question and an answer".into(),
-                ));
-            }
-            let fold = |s: &str| luodi_text::fold_for_search(s);
-            if let Some(e) = existing
-                .iter()
-                .chain(out.iter())
-                .find(|e| fold(&e.question) == fold(&f.question))
-            {
-                return Err(Error::InvalidInput(format!(
-                    "FAQ #{} already asks {:?}",
-                    e.id, e.question
-                )));
-            }
-            f.created_at = now_secs();
-            f.created_by = by.to_owned();
-            tx.execute(
-                "INSERT INTO faqs(kb, question, answer, source, created_at, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    kb,
-                    f.question,
-                    f.answer,
-                    f.source,
-                    f.created_at,
-                    f.created_by
-                ],
-            )
-            .map_err(sql("faqs"))?;
-            f.id = tx.last_insert_rowid();
+        for f in faqs {
+            let f = insert(&tx, kb, &have, f, by)?;
+            have.push(f.clone());
             out.push(f);
         }
         tx.commit().map_err(sql("faqs"))?;
         Ok(out)
+    }
+
+    /// Imports FAQs: a bad row, or one asking a question already there, is reported with its
+    /// number and the rest go in (one transaction).
+    pub fn faq_import(
+        &self,
+        kb: &str,
+        rows: Vec<(usize, std::result::Result<Faq, String>)>,
+        by: &str,
+    ) -> Result<crate::rows::ImportReport> {
+        if self.get(kb)?.is_none() {
+            return Err(Error::UnknownKb(kb.to_owned()));
+        }
+        let mut have = self.faqs(kb)?;
+        let mut conn = self.registry()?;
+        let tx = conn.transaction().map_err(sql("faqs"))?;
+        let mut report = crate::rows::ImportReport::default();
+        for (row, f) in rows {
+            match f
+                .map_err(Error::InvalidInput)
+                .and_then(|f| insert(&tx, kb, &have, f, by))
+            {
+                Ok(f) => {
+                    report.added += 1;
+                    have.push(f);
+                }
+                Err(Error::InvalidInput(reason)) => report
+                    .problems
+                    .push(crate::rows::ImportProblem { row, reason }),
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().map_err(sql("faqs"))?;
+        Ok(report)
+    }
+
+    /// Makes an FAQ of a corrected answer: the question asked, and the correction a user gave
+    /// in feedback `feedback_id` (an id or a unique start of one) as its vetted answer.
+    pub fn faq_from_feedback(&self, kb: &str, feedback_id: &str, by: &str) -> Result<Faq> {
+        if self.get(kb)?.is_none() {
+            return Err(Error::UnknownKb(kb.to_owned()));
+        }
+        let fb = self
+            .feedback_get(kb, feedback_id)?
+            .ok_or_else(|| Error::InvalidInput(format!("{kb} has no feedback {feedback_id:?}")))?;
+        let Some(correction) = fb.correction.filter(|c| !c.trim().is_empty()) else {
+            return Err(Error::InvalidInput(format!(
+                "feedback {} carries no corrected answer to vet",
+                fb.id
+            )));
+        };
+        let f = Faq {
+            id: 0,
+            question: fb.question,
+            answer: correction,
+            source: "correction".into(),
+            created_at: 0,
+            created_by: String::new(),
+        };
+        Ok(self.faq_add(kb, vec![f], by)?.remove(0))
     }
 
     pub fn faq_remove(&self, kb: &str, id: i64) -> Result<()> {
@@ -284,66 +355,88 @@ impl Home {
     }
 }
 
-/// Reads FAQ rows from CSV (header with `question` and `answer`) or JSON lines (`question`
-/// or `title`, `answer` or `text`), by the file's extension: (row number, FAQ or why not).
-pub fn read_rows(path: &std::path::Path) -> Result<Vec<(usize, std::result::Result<Faq, String>)>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let jsonl = path
-        .extension()
-        .is_some_and(|x| x.eq_ignore_ascii_case("jsonl") || x.eq_ignore_ascii_case("json"));
-    let mut rows = Vec::new();
-    let make = |q: Option<String>, a: Option<String>| match (q, a) {
-        (Some(q), Some(a)) if !q.trim().is_empty() && !a.trim().is_empty() => Ok(Faq {
+/// Checks an FAQ (a question and an answer; a question not already asked, folded) and stores it.
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    kb: &str,
+    have: &[Faq],
+    mut f: Faq,
+    by: &str,
+) -> Result<Faq> {
+    f.question = f.question.trim().to_owned();
+    f.answer = f.answer.trim().to_owned();
+    if f.question.is_empty() || f.answer.is_empty() {
+        return Err(Error::InvalidInput(
+            "an FAQ needs a question and an answer".into(),
+        ));
+    }
+    let fold = |s: &str| luodi_text::fold_for_search(s);
+    if let Some(e) = have.iter().find(|e| fold(&e.question) == fold(&f.question)) {
+        return Err(Error::InvalidInput(format!(
+            "FAQ #{} already asks {:?}",
+            e.id, e.question
+        )));
+    }
+    f.created_at = now_secs();
+    f.created_by = by.to_owned();
+    tx.execute(
+        "INSERT INTO faqs(kb, question, answer, source, created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            kb,
+            f.question,
+            f.answer,
+            f.source,
+            f.created_at,
+            f.created_by
+        ],
+    )
+    .map_err(sql("faqs"))?;
+    f.id = tx.last_insert_rowid();
+    Ok(f)
+}
+
+/// The columns an FAQ CSV must have.
+const REQUIRED: &[&[&str]] = &[&["question", "title"], &["answer", "text"]];
+
+/// An FAQ from an import row's fields (`question` or `title`, `answer` or `text`).
+pub fn faq_from_row(
+    row: &serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<Faq, String> {
+    use crate::rows::text;
+    match (
+        text(row, &["question", "title"]),
+        text(row, &["answer", "text"]),
+    ) {
+        (Some(question), Some(answer)) => Ok(Faq {
             id: 0,
-            question: q,
-            answer: a,
+            question,
+            answer,
             source: "import".into(),
             created_at: 0,
             created_by: String::new(),
         }),
         _ => Err("needs a question and an answer".to_owned()),
-    };
-    if jsonl {
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let row = match serde_json::from_str::<serde_json::Value>(line) {
-                Ok(v) => {
-                    let s = |a: &str, b: &str| {
-                        v[a].as_str().or_else(|| v[b].as_str()).map(str::to_owned)
-                    };
-                    make(s("question", "title"), s("answer", "text"))
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            rows.push((i + 1, row));
-        }
-        return Ok(rows);
     }
-    let mut r = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = r
-        .headers()
-        .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?
-        .clone();
-    let col = |n: &str| headers.iter().position(|h| h.trim() == n);
-    let (Some(qc), Some(ac)) = (col("question"), col("answer")) else {
-        return Err(Error::InvalidInput(format!(
-            "{}: the header must name the columns question and answer",
-            path.display()
-        )));
-    };
-    for (i, rec) in r.records().enumerate() {
-        let row = match rec {
-            Ok(rec) => make(
-                rec.get(qc).map(str::to_owned),
-                rec.get(ac).map(str::to_owned),
-            ),
-            Err(e) => Err(e.to_string()),
-        };
-        rows.push((i + 2, row));
-    }
-    Ok(rows)
+}
+
+/// Reads FAQ rows from CSV (header with `question` and `answer`) or JSON lines (`question`
+/// or `title`, `answer` or `text`), by the file's extension: (row number, FAQ or why not).
+pub fn read_rows(path: &std::path::Path) -> Result<Vec<(usize, std::result::Result<Faq, String>)>> {
+    Ok(crate::rows::read_file(path, REQUIRED)?
+        .into_iter()
+        .map(|(n, r)| (n, r.and_then(|m| faq_from_row(&m))))
+        .collect())
+}
+
+/// Reads FAQ rows from text in `format` (an upload); `origin` names it in errors.
+pub fn parse_rows(
+    text: &str,
+    format: crate::rows::Format,
+    origin: &str,
+) -> Result<Vec<(usize, std::result::Result<Faq, String>)>> {
+    Ok(crate::rows::read(text, format, origin, REQUIRED)?
+        .into_iter()
+        .map(|(n, r)| (n, r.and_then(|m| faq_from_row(&m))))
+        .collect())
 }

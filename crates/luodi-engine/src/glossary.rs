@@ -204,7 +204,10 @@ impl Entry {
 /// A knowledge base's glossary, loaded.
 #[derive(Debug, Clone, Default)]
 pub struct Glossary {
-    pub entries: Vec<Entry>,
+    entries: Vec<Entry>,
+    /// jieba with every form of every entry added as a word (so 杭分 is one token), built on
+    /// first use.
+    segmenter: std::sync::OnceLock<luodi_text::Segmenter>,
 }
 
 /// What a question means in the glossary's words.
@@ -221,8 +224,43 @@ pub struct Expansion {
 }
 
 impl Glossary {
+    pub fn new(entries: Vec<Entry>) -> Glossary {
+        Glossary {
+            entries,
+            segmenter: Default::default(),
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Adds an entry as it is (unchecked: [`Glossary::check`] first where it must fit).
+    pub fn push(&mut self, e: Entry) {
+        self.entries.push(e);
+        self.segmenter = Default::default();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The segmenter that knows the glossary's words: jieba's dictionary with every form of
+    /// every entry added, so an abbreviation, a full form or a business term is one token.
+    pub fn segmenter(&self) -> &luodi_text::Segmenter {
+        self.segmenter.get_or_init(|| {
+            if self.entries.is_empty() {
+                return luodi_text::Segmenter::shared().clone();
+            }
+            let mut s = luodi_text::Segmenter::shared().clone();
+            for e in &self.entries {
+                for m in e.members() {
+                    // frequent enough to win over the dictionary's cuts around it
+                    s.add_word(m, Some(20_000));
+                }
+            }
+            s
+        })
     }
 
     /// Whether `entry` may join: a clash with an entry already there (the same abbreviation
@@ -312,7 +350,7 @@ impl Glossary {
         if self.entries.is_empty() {
             return out;
         }
-        let bounds = word_bounds(question);
+        let bounds = word_bounds(self.segmenter(), question);
         let stands_alone = |form: &str| -> Vec<usize> {
             question
                 .match_indices(form)
@@ -411,30 +449,18 @@ impl Glossary {
 }
 
 /// Byte offsets where the segmenter cuts `text` (its start and end included).
-fn word_bounds(text: &str) -> std::collections::HashSet<usize> {
+fn word_bounds(seg: &luodi_text::Segmenter, text: &str) -> std::collections::HashSet<usize> {
     let mut b = std::collections::HashSet::new();
     let mut at = 0;
     b.insert(0);
-    for tok in luodi_text::Segmenter::shared().cut(text) {
+    for tok in seg.cut(text) {
         at += tok.len();
         b.insert(at);
     }
     b
 }
 
-/// A row that could not be imported.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImportProblem {
-    /// 1-based (the header of a CSV is row 1).
-    pub row: usize,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct ImportReport {
-    pub added: usize,
-    pub problems: Vec<ImportProblem>,
-}
+pub use crate::rows::{ImportProblem, ImportReport};
 
 /// A change, as the history keeps it.
 #[derive(Debug, Clone, Serialize)]
@@ -487,7 +513,7 @@ impl Home {
             .map_err(sql("glossary"))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql("glossary"))?;
-        Ok(Glossary { entries })
+        Ok(Glossary::new(entries))
     }
 
     /// Adds entries (all or none), checked against the glossary and each other; returns them
@@ -497,31 +523,10 @@ impl Home {
         let mut g = self.glossary(kb)?;
         let mut conn = self.registry()?;
         let tx = conn.transaction().map_err(sql("glossary"))?;
-        let mut out = Vec::new();
-        for mut e in entries {
-            g.check(&e).map_err(Error::InvalidInput)?;
-            e.created_at = now_secs();
-            e.created_by = by.to_owned();
-            tx.execute(
-                "INSERT INTO glossary(kb, kind, term, forms, definition, source, created_at, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    kb,
-                    e.kind.as_str(),
-                    e.term,
-                    serde_json::to_string(&e.forms).unwrap_or_default(),
-                    e.definition,
-                    e.source,
-                    e.created_at,
-                    e.created_by
-                ],
-            )
-            .map_err(sql("glossary"))?;
-            e.id = tx.last_insert_rowid();
-            record(&tx, kb, by, "add", &e)?;
-            g.entries.push(e.clone());
-            out.push(e);
-        }
+        let out = entries
+            .into_iter()
+            .map(|e| insert(&tx, kb, &mut g, e, by))
+            .collect::<Result<Vec<_>>>()?;
         tx.commit().map_err(sql("glossary"))?;
         Ok(out)
     }
@@ -548,8 +553,9 @@ impl Home {
         Ok(e)
     }
 
-    /// Imports entries one by one: a bad or clashing row is reported with its number and the
-    /// rest go in. `rows` are (row number, entry or why it could not be read).
+    /// Imports entries: a bad or clashing row is reported with its number and the rest go in
+    /// (one transaction, each row checked against the glossary and the rows before it). `rows`
+    /// are (row number, entry or why it could not be read).
     pub fn glossary_import(
         &self,
         kb: &str,
@@ -557,6 +563,9 @@ impl Home {
         by: &str,
     ) -> Result<ImportReport> {
         self.must_exist(kb)?;
+        let mut g = self.glossary(kb)?;
+        let mut conn = self.registry()?;
+        let tx = conn.transaction().map_err(sql("glossary"))?;
         let mut report = ImportReport::default();
         for (row, e) in rows {
             let e = match e {
@@ -571,7 +580,7 @@ impl Home {
                     continue;
                 }
             };
-            match self.glossary_add(kb, vec![e], by) {
+            match insert(&tx, kb, &mut g, e, by) {
                 Ok(_) => report.added += 1,
                 Err(Error::InvalidInput(reason)) => {
                     report.problems.push(ImportProblem { row, reason })
@@ -579,6 +588,7 @@ impl Home {
                 Err(e) => return Err(e),
             }
         }
+        tx.commit().map_err(sql("glossary"))?;
         Ok(report)
     }
 
@@ -616,6 +626,38 @@ impl Home {
     }
 }
 
+/// Checks `e` against `g`, stores it with its history row, and adds it to `g`.
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    kb: &str,
+    g: &mut Glossary,
+    mut e: Entry,
+    by: &str,
+) -> Result<Entry> {
+    g.check(&e).map_err(Error::InvalidInput)?;
+    e.created_at = now_secs();
+    e.created_by = by.to_owned();
+    tx.execute(
+        "INSERT INTO glossary(kb, kind, term, forms, definition, source, created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            kb,
+            e.kind.as_str(),
+            e.term,
+            serde_json::to_string(&e.forms).unwrap_or_default(),
+            e.definition,
+            e.source,
+            e.created_at,
+            e.created_by
+        ],
+    )
+    .map_err(sql("glossary"))?;
+    e.id = tx.last_insert_rowid();
+    record(tx, kb, by, "add", &e)?;
+    g.push(e.clone());
+    Ok(e)
+}
+
 fn record(
     tx: &rusqlite::Transaction<'_>,
     kb: &str,
@@ -637,76 +679,91 @@ fn record(
     Ok(())
 }
 
-/// Reads glossary rows from CSV (header `kind,term,forms,definition`; forms split on `|`) or
-/// JSON lines (an [`Entry`] a line), by the file's extension.
+/// The columns a glossary CSV must have.
+const REQUIRED: &[&[&str]] = &[&["kind"], &["term"]];
+
+/// Reads glossary rows from a file: CSV (header `kind,term,forms,definition`; forms split on
+/// `|`) or JSON lines (an [`Entry`] a line), by the file's extension.
 pub fn read_rows(
     path: &std::path::Path,
 ) -> Result<Vec<(usize, std::result::Result<Entry, String>)>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let jsonl = path
-        .extension()
-        .is_some_and(|x| x.eq_ignore_ascii_case("jsonl") || x.eq_ignore_ascii_case("json"));
-    let mut rows = Vec::new();
-    if jsonl {
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
+    Ok(crate::rows::read_file(path, REQUIRED)?
+        .into_iter()
+        .map(|(n, r)| (n, r.and_then(|m| entry_from_row(&m))))
+        .collect())
+}
+
+/// Reads glossary rows from text in `format` (an upload); `origin` names it in errors.
+pub fn parse_rows(
+    text: &str,
+    format: crate::rows::Format,
+    origin: &str,
+) -> Result<Vec<(usize, std::result::Result<Entry, String>)>> {
+    Ok(crate::rows::read(text, format, origin, REQUIRED)?
+        .into_iter()
+        .map(|(n, r)| (n, r.and_then(|m| entry_from_row(&m))))
+        .collect())
+}
+
+/// An entry from an import row's fields (kind, term, forms, definition, source).
+pub fn entry_from_row(
+    row: &serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<Entry, String> {
+    use crate::rows::{list, text};
+    let kind = text(row, &["kind"]).unwrap_or_default();
+    let kind = EntryKind::parse(&kind)
+        .ok_or_else(|| format!("kind {kind:?}: give abbreviation, synonym or term"))?;
+    let mut e = Entry::new(
+        kind,
+        &text(row, &["term"]).unwrap_or_default(),
+        list(row, "forms")?
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .collect(),
+        text(row, &["definition"]),
+    );
+    if let Some(s) = text(row, &["source"]) {
+        e.source = s;
+    }
+    e.validate().map(|_| e)
+}
+
+/// The entries as CSV (the import's columns, with source and created_by) or JSON lines.
+pub fn export(entries: &[Entry], format: crate::rows::Format) -> Result<Vec<u8>> {
+    let fail = |e: &dyn std::fmt::Display| Error::internal("glossary export", e.to_string());
+    match format {
+        crate::rows::Format::Jsonl => {
+            let mut out = Vec::new();
+            for e in entries {
+                out.extend(serde_json::to_vec(e).map_err(|e| fail(&e))?);
+                out.push(b'\n');
             }
-            rows.push((
-                i + 1,
-                serde_json::from_str::<Entry>(line).map_err(|e| e.to_string()),
-            ));
+            Ok(out)
         }
-        return Ok(rows);
-    }
-    let mut r = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = r
-        .headers()
-        .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?
-        .clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let (Some(kind), Some(term)) = (col("kind"), col("term")) else {
-        return Err(Error::InvalidInput(format!(
-            "{}: the header must name the columns kind, term (and forms, definition)",
-            path.display()
-        )));
-    };
-    let (forms, def) = (col("forms"), col("definition"));
-    for (i, rec) in r.records().enumerate() {
-        let row = i + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                rows.push((row, Err(e.to_string())));
-                continue;
+        crate::rows::Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let mut row = |r: [&str; 6]| w.write_record(r).map_err(|e| fail(&e));
+            row([
+                "kind",
+                "term",
+                "forms",
+                "definition",
+                "source",
+                "created_by",
+            ])?;
+            for e in entries {
+                row([
+                    e.kind.as_str(),
+                    &e.term,
+                    &e.forms.join("|"),
+                    e.definition.as_deref().unwrap_or(""),
+                    &e.source,
+                    &e.created_by,
+                ])?;
             }
-        };
-        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").trim();
-        let entry = match EntryKind::parse(get(Some(kind))) {
-            None => Err(format!(
-                "kind {:?}: give abbreviation, synonym or term",
-                get(Some(kind))
-            )),
-            Some(k) => {
-                let e = Entry::new(
-                    k,
-                    get(Some(term)),
-                    get(forms)
-                        .split('|')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                    Some(get(def).to_owned()).filter(|d| !d.is_empty()),
-                );
-                e.validate().map(|_| e)
-            }
-        };
-        rows.push((row, entry));
+            w.into_inner().map_err(|e| fail(&e))
+        }
     }
-    Ok(rows)
 }
 
 #[cfg(test)]
@@ -714,7 +771,7 @@ mod tests {
     use super::*;
 
     fn g(entries: Vec<Entry>) -> Glossary {
-        Glossary { entries }
+        Glossary::new(entries)
     }
 
     #[test]
@@ -740,6 +797,30 @@ mod tests {
             z.lexical.contains("购买") && z.lexical.contains("价格"),
             "{z:?}"
         );
+    }
+
+    #[test]
+    fn the_segmenter_learns_the_glossary_words() {
+        let q = "问杭分的放号量";
+        // jieba alone reads 问杭分 as one word: 杭分 would not stand alone
+        assert!(luodi_text::Segmenter::shared()
+            .cut(q)
+            .iter()
+            .all(|w| *w != "杭分"));
+        let gl = g(vec![
+            Entry::abbreviation("杭分", "杭州分公司"),
+            Entry::term("放号量", "统计期内新开通的号码数"),
+        ]);
+        let words = gl.segmenter().cut(q);
+        assert!(
+            words.contains(&"杭分") && words.contains(&"放号量"),
+            "{words:?}"
+        );
+        assert_eq!(gl.expand(q).rewritten, "问杭州分公司的放号量");
+        // an entry added later is learnt too
+        let mut gl = gl;
+        gl.push(Entry::abbreviation("甬分", "宁波分公司"));
+        assert!(gl.segmenter().cut("问甬分的").contains(&"甬分"));
     }
 
     #[test]

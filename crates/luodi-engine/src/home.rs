@@ -273,6 +273,7 @@ impl Home {
             store,
             glossary,
             faqs,
+            faq_vectors: Default::default(),
         })
     }
 }
@@ -292,6 +293,8 @@ pub struct Kb {
     pub glossary: crate::glossary::Glossary,
     /// Its vetted FAQs as they were when opened: answered first.
     pub faqs: Vec<crate::faq::Faq>,
+    /// The FAQs' vectors, computed at the first question that needs them.
+    pub faq_vectors: std::sync::OnceLock<crate::faq::FaqVectors>,
 }
 
 impl Kb {
@@ -307,6 +310,7 @@ impl Kb {
             store,
             glossary: Default::default(),
             faqs: Vec::new(),
+            faq_vectors: Default::default(),
         })
     }
 

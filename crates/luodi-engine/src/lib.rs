@@ -17,6 +17,7 @@ pub mod home;
 pub mod ingest;
 pub mod matching;
 pub mod retrieve;
+pub mod rows;
 pub mod suggest;
 
 pub use access::{AuditEntry, Feedback, Job, KeyInfo, KeyRejection, NewKey, Scope};

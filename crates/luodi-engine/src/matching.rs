@@ -41,13 +41,17 @@ pub fn char_jaccard(a: &str, b: &str) -> f64 {
 /// The features of a pair, given the cosines of their embeddings (one per view, e.g. the
 /// texts embedded as queries and as passages).
 pub fn features(a: &str, b: &str, cosines: &[f32]) -> Vec<f64> {
+    features_with(luodi_text::Segmenter::shared(), a, b, cosines)
+}
+
+/// [`features`] with words cut by `seg` (a glossary's segmenter knows its terms).
+pub fn features_with(seg: &luodi_text::Segmenter, a: &str, b: &str, cosines: &[f32]) -> Vec<f64> {
     let (ca, cb) = (chars(a), chars(b));
     let bigrams =
         |c: &[char]| -> Vec<(char, char)> { c.windows(2).map(|w| (w[0], w[1])).collect() };
     let (ba, bb) = (bigrams(&ca), bigrams(&cb));
     let (la, lb) = (ca.len().max(1) as f64, cb.len().max(1) as f64);
     // words of either side (2+ characters) the other side does not contain
-    let seg = luodi_text::Segmenter::shared();
     let fa: String = ca.iter().collect();
     let fb: String = cb.iter().collect();
     let unmatched = |x: &str, other: &str| -> usize {

@@ -133,7 +133,14 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
             .map(|(i, v)| (i, v.iter().zip(&qv).map(|(a, b)| a * b).sum::<f32>()))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|x| x.0);
-        let cands = candidates(&q.text, &qv, &faqs, &vectors, &answers);
+        let cands = candidates(
+            &q.text,
+            &qv,
+            &faqs,
+            &vectors,
+            &answers,
+            luodi_text::Segmenter::shared(),
+        );
         scored.push((cands, right, cos_top));
     }
     let tune: Vec<usize> = (0..questions.len())

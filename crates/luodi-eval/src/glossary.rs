@@ -150,12 +150,11 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
         let r_orig = recall5(&kb, &original, ev.mode, embed_ref)?;
         let r_none = recall5(&kb, &abbreviated, ev.mode, embed_ref)?;
         // by hand: the table's pairs these queries use
-        kb.glossary = Glossary {
-            entries: used
-                .iter()
+        kb.glossary = Glossary::new(
+            used.iter()
                 .map(|(f, a)| Entry::abbreviation(a, f))
                 .collect(),
-        };
+        );
         let r_hand = recall5(&kb, &abbreviated, ev.mode, embed_ref)?;
         // mined from the corpus, accepted wholesale (what would clash is left out)
         let docs = corpus_texts(&data.join("corpus.jsonl"))?;
@@ -164,19 +163,19 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
             let mut e = Entry::abbreviation(&s.abbr, &s.full);
             e.source = format!("suggest:{}", s.evidence);
             if mined.check(&e).is_ok() {
-                mined.entries.push(e);
+                mined.push(e);
             }
         }
         let found = used
             .iter()
             .filter(|(f, a)| {
                 mined
-                    .entries
+                    .entries()
                     .iter()
                     .any(|e| &e.term == a && e.forms.first() == Some(f))
             })
             .count();
-        let n_mined = mined.entries.len();
+        let n_mined = mined.entries().len();
         if let Some(path) = &ev.per_query {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openai;
 pub mod queue;
 pub mod web;
+pub mod words;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -329,6 +330,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/kbs/{kb}/search", post(admin::search))
         .route("/v1/kbs/{kb}/jobs", get(admin::kb_jobs))
         .route("/v1/kbs/{kb}/feedback", get(admin::feedback_list))
+        .route(
+            "/v1/kbs/{kb}/glossary",
+            get(words::glossary_list).post(words::glossary_add),
+        )
+        .route("/v1/kbs/{kb}/glossary/import", post(words::glossary_import))
+        .route(
+            "/v1/kbs/{kb}/glossary/history",
+            get(words::glossary_history),
+        )
+        .route("/v1/kbs/{kb}/glossary/{id}", delete(words::glossary_remove))
+        .route(
+            "/v1/kbs/{kb}/faqs",
+            get(words::faq_list).post(words::faq_add),
+        )
+        .route("/v1/kbs/{kb}/faqs/import", post(words::faq_import))
+        .route("/v1/kbs/{kb}/faqs/{id}", delete(words::faq_remove))
         .route("/v1/jobs/{id}", get(admin::job_get))
         .route("/v1/conversations", get(admin::conversations))
         .route(

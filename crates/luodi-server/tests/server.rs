@@ -92,7 +92,35 @@ fn seed(home: &Home, docs: &Path) {
             .unwrap();
         home.job_update(&j.id, "done", (0, 0), Some(&json!({"note": secret})), None)
             .unwrap();
+        home.glossary_add(
+            kb,
+            vec![luodi_engine::Entry::term(&format!("{kb}指标"), secret)],
+            "seed",
+        )
+        .unwrap();
+        home.faq_add(
+            kb,
+            vec![luodi_engine::faq::Faq {
+                id: 0,
+                question: format!("{kb} 常见问题"),
+                answer: format!("答案 {secret}"),
+                source: "hand".into(),
+                created_at: 0,
+                created_by: String::new(),
+            }],
+            "seed",
+        )
+        .unwrap();
     }
+}
+
+/// A new name each call (writes in the matrix must not clash with each other).
+fn fresh(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "{prefix}{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 fn start_with(dir: tempfile::TempDir, setup: impl FnOnce(&Home)) -> Server {
@@ -379,6 +407,78 @@ fn isolation_matrix_no_key_reads_or_infers_another_knowledge_base() {
                 true,
                 false,
             ),
+            (
+                "glossary",
+                "GET",
+                format!("/v1/kbs/{kb}/glossary"),
+                None,
+                false,
+                false,
+            ),
+            (
+                "glossary export",
+                "GET",
+                format!("/v1/kbs/{kb}/glossary?format=csv"),
+                None,
+                false,
+                false,
+            ),
+            (
+                "glossary history",
+                "GET",
+                format!("/v1/kbs/{kb}/glossary/history"),
+                None,
+                false,
+                false,
+            ),
+            (
+                "glossary add",
+                "POST",
+                format!("/v1/kbs/{kb}/glossary"),
+                Some(json!({"kind": "abbreviation", "term": fresh("ZB"), "forms": ["总部"]})),
+                true,
+                false,
+            ),
+            (
+                "glossary remove",
+                "DELETE",
+                format!("/v1/kbs/{kb}/glossary/999999"),
+                None,
+                true,
+                false,
+            ),
+            (
+                "faqs",
+                "GET",
+                format!("/v1/kbs/{kb}/faqs"),
+                None,
+                false,
+                false,
+            ),
+            (
+                "faq add",
+                "POST",
+                format!("/v1/kbs/{kb}/faqs"),
+                Some(json!({"question": fresh("问题"), "answer": "答案"})),
+                true,
+                false,
+            ),
+            (
+                "faq import",
+                "POST",
+                format!("/v1/kbs/{kb}/faqs/import"),
+                Some(json!({"question": fresh("导入"), "answer": "答案"})),
+                true,
+                false,
+            ),
+            (
+                "faq remove",
+                "DELETE",
+                format!("/v1/kbs/{kb}/faqs/999999"),
+                None,
+                true,
+                false,
+            ),
         ]
     };
     let secrets = [("finance", FIN_SECRET), ("hr", HR_SECRET)];
@@ -437,6 +537,8 @@ fn isolation_matrix_no_key_reads_or_infers_another_knowledge_base() {
                     let ok = match what {
                         "chat" => code == 503, // no model in this test: after the scope check
                         "document delete" => code == 404 && text.contains("no document"),
+                        "glossary remove" => code == 404 && text.contains("no glossary entry"),
+                        "faq remove" => code == 404 && text.contains("no FAQ"),
                         _ => (200..300).contains(&code),
                     };
                     if !ok {
@@ -510,6 +612,223 @@ fn isolation_matrix_no_key_reads_or_infers_another_knowledge_base() {
     assert!(unauthorized_reads.is_empty(), "{unauthorized_reads:#?}");
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(checked > 200, "{checked}");
+    s.stop();
+}
+
+/// A request with a raw body (an import file).
+fn send_raw(url: &str, path: &str, key: &str, ctype: &str, body: &str) -> (u16, String) {
+    let r = ureq::post(&format!("{url}{path}"))
+        .set("Authorization", &format!("Bearer {key}"))
+        .set("Content-Type", ctype)
+        .send_string(body);
+    match r {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap_or_default()),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+#[test]
+fn glossary_and_faqs_are_managed_over_the_api_and_searches_read_the_new_words() {
+    let s = start();
+    let h = s.home();
+    let writer = h
+        .key_create(
+            "finance-editor",
+            false,
+            &[Scope {
+                kb: "finance".into(),
+                write: true,
+            }],
+            None,
+        )
+        .unwrap()
+        .secret;
+    let w = Some(writer.as_str());
+    let hits = |q: &str| -> usize {
+        let (code, body) = call(
+            &s.url,
+            "POST",
+            "/v1/kbs/finance/search",
+            w,
+            Some(&json!({"query": q, "k": 5, "mode": "bm25"})),
+        );
+        assert_eq!(code, 200, "{body}");
+        json_of(&body)["data"].as_array().map_or(0, Vec::len)
+    };
+    // the abbreviation means nothing to the knowledge base until the glossary says so
+    assert_eq!(hits("TRX"), 0);
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/glossary",
+        w,
+        Some(&json!({"kind": "abbreviation", "term": "TRX", "forms": ["差旅报销"]})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let id = json_of(&body)["data"][0]["id"].as_i64().unwrap();
+    assert!(
+        hits("TRX") > 0,
+        "a search right after the change reads the glossary"
+    );
+    // a clash is refused naming both entries, and nothing is added
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/glossary",
+        w,
+        Some(&json!({"entries": [
+            {"kind": "synonym", "term": "报销", "forms": ["报账"]},
+            {"kind": "abbreviation", "term": "TRX", "forms": ["差旅费用"]}
+        ]})),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("差旅费用") && body.contains("差旅报销"),
+        "{body}"
+    );
+    assert!(!h
+        .glossary("finance")
+        .unwrap()
+        .entries()
+        .iter()
+        .any(|e| e.term == "报销"));
+    // import: bad rows by number, the rest in
+    let csv = "kind,term,forms,definition\n\
+               abbreviation,财部,财务部,\n\
+               colour,x,y,\n\
+               term,报销时限,,出差结束后十五日内\n\
+               abbreviation,TRX,差旅费,\n";
+    let (code, body) = send_raw(
+        &s.url,
+        "/v1/kbs/finance/glossary/import",
+        &writer,
+        "text/csv",
+        csv,
+    );
+    assert_eq!(code, 200, "{body}");
+    let r = json_of(&body);
+    assert_eq!(r["added"], 2, "{r}");
+    let rows: Vec<i64> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["row"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rows, vec![3, 5], "{r}");
+    // export, history with who, removal
+    let (code, body) = call(
+        &s.url,
+        "GET",
+        "/v1/kbs/finance/glossary?format=csv",
+        w,
+        None,
+    );
+    assert_eq!(code, 200);
+    assert!(
+        body.starts_with("kind,term,forms") && body.contains("财部,财务部"),
+        "{body}"
+    );
+    let (_, body) = call(&s.url, "GET", "/v1/kbs/finance/glossary/history", w, None);
+    let hist = json_of(&body);
+    assert!(
+        hist["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["by"].as_str().unwrap().contains("finance-editor")),
+        "{hist}"
+    );
+    let (code, _) = call(
+        &s.url,
+        "DELETE",
+        &format!("/v1/kbs/finance/glossary/{id}"),
+        w,
+        None,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        hits("TRX"),
+        0,
+        "removed: the abbreviation means nothing again"
+    );
+
+    // FAQs: by hand, a repeated question refused, imported, and from a corrected answer
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/faqs",
+        w,
+        Some(&json!({"question": "报销要多久提交？", "answer": "出差结束后十五日内。"})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let faq_id = json_of(&body)["id"].as_i64().unwrap();
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/faqs",
+        w,
+        Some(&json!({"question": "报销要多久提交?", "answer": "另一个答案"})),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains(&format!("#{faq_id}")), "{body}");
+    let (code, body) = send_raw(
+        &s.url,
+        "/v1/kbs/finance/faqs/import",
+        &writer,
+        "application/x-ndjson",
+        "{\"question\":\"发票丢了怎么办\",\"answer\":\"补开或写说明。\"}\n{\"question\":\"\"}\nnot json\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    let r = json_of(&body);
+    assert_eq!(r["added"], 1, "{r}");
+    assert_eq!(r["problems"].as_array().unwrap().len(), 2, "{r}");
+    let conv = h.conversations(Some("finance"), 1, 0).unwrap()[0]
+        .id
+        .clone();
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/feedback",
+        w,
+        Some(&json!({"conversation_id": conv, "rating": "down",
+                     "correction": "差旅报销须在出差结束后十五日内提交，逾期需部门负责人签字。"})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let fb = json_of(&body)["id"].as_str().unwrap().to_owned();
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/faqs",
+        w,
+        Some(&json!({"from_feedback": fb})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let f = json_of(&body);
+    assert_eq!(f["source"], "correction");
+    assert!(f["answer"]
+        .as_str()
+        .unwrap()
+        .contains("逾期需部门负责人签字"));
+    assert!(f["question"].as_str().unwrap().contains(FIN_SECRET));
+    let (_, body) = call(&s.url, "GET", "/v1/kbs/finance/faqs", w, None);
+    assert_eq!(json_of(&body)["data"].as_array().unwrap().len(), 4);
+    let (code, _) = call(
+        &s.url,
+        "DELETE",
+        &format!("/v1/kbs/finance/faqs/{faq_id}"),
+        w,
+        None,
+    );
+    assert_eq!(code, 204);
+    let (code, body) = call(
+        &s.url,
+        "DELETE",
+        &format!("/v1/kbs/finance/faqs/{faq_id}"),
+        w,
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
     s.stop();
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
+use luodi_engine::rows::Format;
 use luodi_engine::{Entry, EntryKind, Home};
 
 #[derive(Subcommand, Debug)]
@@ -131,29 +132,6 @@ fn line(e: &Entry) -> String {
     }
 }
 
-fn csv_rows(entries: &[Entry]) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "kind",
-        "term",
-        "forms",
-        "definition",
-        "source",
-        "created_by",
-    ])?;
-    for e in entries {
-        w.write_record([
-            e.kind.as_str(),
-            &e.term,
-            &e.forms.join("|"),
-            e.definition.as_deref().unwrap_or(""),
-            &e.source,
-            &e.created_by,
-        ])?;
-    }
-    Ok(w.into_inner()?)
-}
-
 pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
     let h = Home::open(home)?;
     let mut out = std::io::stdout().lock();
@@ -195,14 +173,14 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
             }
             let g = h.glossary(&kb)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string(&g.entries)?)?;
-            } else if g.entries.is_empty() {
+                writeln!(out, "{}", serde_json::to_string(g.entries())?)?;
+            } else if g.is_empty() {
                 writeln!(
                     out,
                     "{kb} has no glossary entries (luodi glossary add {kb} …)"
                 )?;
             } else {
-                for e in &g.entries {
+                for e in g.entries() {
                     writeln!(out, "{}", line(e))?;
                 }
             }
@@ -233,13 +211,8 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
             }
             let g = h.glossary(&kb)?;
             let bytes = match format.as_str() {
-                "csv" => csv_rows(&g.entries)?,
-                "jsonl" => g
-                    .entries
-                    .iter()
-                    .map(|e| serde_json::to_string(e).map(|s| s + "\n"))
-                    .collect::<std::result::Result<String, _>>()?
-                    .into_bytes(),
+                "csv" => luodi_engine::glossary::export(g.entries(), Format::Csv)?,
+                "jsonl" => luodi_engine::glossary::export(g.entries(), Format::Jsonl)?,
                 other => bail!("--format {other:?}: give csv or jsonl"),
             };
             match to {
@@ -358,13 +331,16 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
 
 #[derive(Subcommand, Debug)]
 pub enum FaqCmd {
-    /// Add a vetted question–answer pair.
+    /// Add a vetted question–answer pair: --question … --answer …, or --from-feedback ID (the
+    /// question of a rated answer with the correction its user gave; `luodi feedback list`).
     Add {
         kb: String,
+        #[arg(long, required_unless_present = "from_feedback", requires = "answer")]
+        question: Option<String>,
         #[arg(long)]
-        question: String,
-        #[arg(long)]
-        answer: String,
+        answer: Option<String>,
+        #[arg(long, conflicts_with_all = ["question", "answer"])]
+        from_feedback: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -394,52 +370,41 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
             kb,
             question,
             answer,
+            from_feedback,
             json,
         } => {
-            let f = luodi_engine::faq::Faq {
-                id: 0,
-                question,
-                answer,
-                source: "hand".into(),
-                created_at: 0,
-                created_by: String::new(),
+            let added = match (from_feedback, question, answer) {
+                (Some(id), _, _) => vec![h.faq_from_feedback(&kb, &id, &who())?],
+                (None, Some(question), Some(answer)) => {
+                    let f = luodi_engine::faq::Faq {
+                        id: 0,
+                        question,
+                        answer,
+                        source: "hand".into(),
+                        created_at: 0,
+                        created_by: String::new(),
+                    };
+                    h.faq_add(&kb, vec![f], &who())?
+                }
+                _ => bail!("give --question and --answer, or --from-feedback ID"),
             };
-            for f in h.faq_add(&kb, vec![f], &who())? {
+            for f in added {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&f)?)?;
                 } else {
-                    writeln!(out, "added FAQ #{}: {}", f.id, f.question)?;
+                    writeln!(out, "added FAQ #{} ({}): {}", f.id, f.source, f.question)?;
                 }
             }
         }
         FaqCmd::Import { kb, file, json } => {
             let rows = luodi_engine::faq::read_rows(&file)?;
-            let mut added = 0usize;
-            let mut problems: Vec<(usize, String)> = Vec::new();
-            for (row, f) in rows {
-                match f {
-                    Ok(f) => match h.faq_add(&kb, vec![f], &who()) {
-                        Ok(_) => added += 1,
-                        Err(luodi_engine::Error::InvalidInput(m)) => problems.push((row, m)),
-                        Err(e) => return Err(e.into()),
-                    },
-                    Err(m) => problems.push((row, m)),
-                }
-            }
+            let r = h.faq_import(&kb, rows, &who())?;
             if json {
-                let p: Vec<_> = problems
-                    .iter()
-                    .map(|(row, reason)| serde_json::json!({"row": row, "reason": reason}))
-                    .collect();
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"added": added, "problems": p})
-                )?;
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
             } else {
-                writeln!(out, "imported {added} FAQs into {kb}")?;
-                for (row, m) in &problems {
-                    writeln!(out, "  {} row {row}: {m}", file.display())?;
+                writeln!(out, "imported {} FAQs into {kb}", r.added)?;
+                for p in &r.problems {
+                    writeln!(out, "  {} row {}: {}", file.display(), p.row, p.reason)?;
                 }
             }
         }

@@ -868,6 +868,39 @@ fn faq_first_answers_a_paraphrase_with_the_vetted_answer_and_imports_report_bad_
             .len(),
         1
     );
+    // a corrected answer becomes an FAQ; feedback without a correction is refused by name
+    let home = luodi_engine::Home::open(e.home.path()).unwrap();
+    let feedback = |correction: Option<&str>| {
+        home.feedback_add(&luodi_engine::Feedback {
+            id: String::new(),
+            created_at: 0,
+            key_id: None,
+            kb: "hb".into(),
+            conversation_id: None,
+            turn_seq: None,
+            question: "IT服务台的电话是多少？".into(),
+            answer: b["text"].as_str().unwrap_or("").into(),
+            citations: Vec::new(),
+            rating: -1,
+            correction: correction.map(str::to_owned),
+            comment: None,
+        })
+        .unwrap()
+        .id
+    };
+    let plain = feedback(None);
+    let o = e.run(&["faq", "add", "hb", "--from-feedback", &plain]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no corrected answer") && err.contains(&plain),
+        "{err}"
+    );
+    let fixed = feedback(Some("IT服务台电话是分机 8000（工作日 9:00–18:00）。"));
+    let f = e.json(&["faq", "add", "hb", "--from-feedback", &fixed, "--json"]);
+    assert_eq!(f["source"], "correction", "{f}");
+    assert_eq!(f["question"], "IT服务台的电话是多少？", "{f}");
+    assert!(f["answer"].as_str().unwrap().contains("分机 8000"), "{f}");
 }
 
 #[test]
