@@ -64,21 +64,25 @@ pub const CANDIDATES: usize = 20;
 /// How FAQ-first decides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaqPolicy {
+    /// Whether a question and an FAQ ask the same thing (per candidate).
     pub matcher: Matcher,
+    /// The best candidate answers when its probability reaches this.
     pub threshold: f64,
 }
 
 impl Default for FaqPolicy {
     fn default() -> Self {
-        // fitted by `luodi eval faq` on the tuning half of evalsets/taipei-faq-paraphrases
+        // fitted by `luodi eval faq` on the tuning half of evalsets/taipei-faq-paraphrases;
+        // the threshold also keeps out the tuning half's questions asked with their FAQ
+        // removed and DomainRAG's questions (which no FAQ answers)
         FaqPolicy {
             matcher: Matcher {
-                weights: vec![2.0487, 0.1416, 1.6645, -0.6594, -0.4811, 0.2796, -0.2529],
-                bias: -5.4854,
+                weights: vec![2.0933, 0.1907, 1.6925, -0.6276, -0.4556, 0.3094, -0.2881],
+                bias: -5.5598,
                 mean: vec![0.9033, 0.8845, 0.1534, 0.0831, 0.6682, 2.5328, 0.1805],
                 scale: vec![0.0259, 0.0195, 0.1055, 0.0828, 0.1929, 0.3763, 0.1565],
             },
-            threshold: 0.1381,
+            threshold: 0.3825,
         }
     }
 }
@@ -136,7 +140,8 @@ pub fn candidates(
 
 /// The FAQ a ranking points to and the confidence FAQ-first decides on: the best candidate's
 /// probability of asking the same thing (on its own, so a knowledge base with two FAQs decides
-/// as one with two thousand does).
+/// as one with two thousand does: a lead over the second best would make any question sure of
+/// the one FAQ on its subject).
 pub fn decide(probs: &[(usize, f64)]) -> (Option<usize>, f64) {
     match probs.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
         Some(&(i, p)) => (Some(i), p),
@@ -176,14 +181,35 @@ impl FaqVectors {
     }
 }
 
+/// How a question matched a knowledge base's FAQs: the best candidates and the decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaqMatch {
+    /// The question as matched (abbreviations written out).
+    pub asked: String,
+    /// Best first: (FAQ, the matcher's probability that it asks the same thing).
+    pub candidates: Vec<(Faq, f64)>,
+    /// What FAQ-first decides on, and the threshold it must reach.
+    pub confidence: f64,
+    pub threshold: f64,
+}
+
+impl FaqMatch {
+    /// The FAQ that answers, when the confidence reaches the threshold.
+    pub fn answer(&self) -> Option<&Faq> {
+        (self.confidence >= self.threshold)
+            .then(|| self.candidates.first().map(|c| &c.0))
+            .flatten()
+    }
+}
+
 impl crate::home::Kb {
-    /// The vetted FAQ answering `question`, when one matches at the policy's threshold (needs
-    /// the embedding model; without it, or without FAQs, none).
-    pub fn faq_first(
+    /// Matches `question` against the FAQs (needs the embedding model; without it, or without
+    /// FAQs, none).
+    pub fn faq_match(
         &self,
         question: &str,
         embed: Option<(&dyn luodi_core::Embedder, &crate::retrieve::EmbedCache)>,
-    ) -> Result<Option<(FaqHit, String)>> {
+    ) -> Result<Option<FaqMatch>> {
         let Some((embedder, cache)) = embed else {
             return Ok(None);
         };
@@ -212,21 +238,37 @@ impl crate::home::Kb {
             &policy.matcher,
             self.glossary.segmenter(),
         );
-        let (Some(i), score) = decide(&probs) else {
+        let (_, confidence) = decide(&probs);
+        Ok(Some(FaqMatch {
+            asked,
+            candidates: probs
+                .iter()
+                .map(|&(i, p)| (self.faqs[i].clone(), p))
+                .collect(),
+            confidence,
+            threshold: policy.threshold,
+        }))
+    }
+
+    /// The vetted FAQ answering `question`, when one matches at the policy's threshold.
+    pub fn faq_first(
+        &self,
+        question: &str,
+        embed: Option<(&dyn luodi_core::Embedder, &crate::retrieve::EmbedCache)>,
+    ) -> Result<Option<(FaqHit, String)>> {
+        let Some(m) = self.faq_match(question, embed)? else {
             return Ok(None);
         };
-        if score < policy.threshold {
-            return Ok(None);
-        }
-        let f = &self.faqs[i];
-        Ok(Some((
-            FaqHit {
-                id: f.id,
-                question: f.question.clone(),
-                score,
-            },
-            f.answer.clone(),
-        )))
+        Ok(m.answer().map(|f| {
+            (
+                FaqHit {
+                    id: f.id,
+                    question: f.question.clone(),
+                    score: m.confidence,
+                },
+                f.answer.clone(),
+            )
+        }))
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! The questions are split by the SHA-256 of their id: the tuning half fits the matcher (the
 //! right FAQ against the other candidates) and picks the threshold (the most hits less three for
-//! each wrong answer); the report half is measured — a hit is the right FAQ on top at or above
+//! each wrong answer); the report half is measured — a hit is the right FAQ (or one giving the
+//! very same answer: the set holds a few answers under two titles) on top at or above
 //! the threshold, a wrong answer another FAQ on top at or above it; below it the question
 //! falls back to generation.
 
@@ -33,8 +34,33 @@ pub struct FaqReport {
     pub cosine_top1: f64,
     /// The right FAQ among the candidates scored.
     pub recall_candidates: f64,
+    /// Questions no FAQ answers (another set's questions), per half; the share of the
+    /// report half's that got an FAQ answer all the same.
+    pub out_of_scope_tune: usize,
+    pub out_of_scope_report: usize,
+    pub out_of_scope_answered: f64,
+    /// The report questions asked with their FAQ (and any giving the same answer) removed:
+    /// the share answered with a neighbour's answer.
+    pub held_out_answered: f64,
     pub policy: FaqPolicy,
+    /// The same run with the threshold chosen on the tuning half's paraphrases alone (not
+    /// kept from answering questions no FAQ answers).
+    pub alternative: Outcome,
     pub seconds: f64,
+}
+
+/// A threshold's outcome on the report half.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub threshold: f64,
+    pub hit_rate: f64,
+    pub wrong_rate: f64,
+    pub out_of_scope_answered: f64,
+    /// The report questions asked with their FAQ removed: answered with a neighbour's.
+    pub held_out_answered: f64,
+    /// hits − 3 × wrong (− 3 × questions no FAQ answers that got one, for the chosen
+    /// threshold), rates on the tuning half.
+    pub tune_gain: f64,
 }
 
 pub struct FaqEval {
@@ -44,6 +70,11 @@ pub struct FaqEval {
     pub threads: usize,
     /// Smoke runs: only the FAQs the questions name and this many others.
     pub limit_faqs: Option<usize>,
+    /// One JSON line per question: its half, the right FAQ, the top three with probabilities.
+    pub per_query: Option<PathBuf>,
+    /// Questions of other sets (JSON lines with `id` and `text`) that no FAQ answers: an FAQ
+    /// answer to one of them is a wrong answer too.
+    pub negatives: Vec<PathBuf>,
 }
 
 struct Question {
@@ -103,6 +134,18 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
         let mut k = keep.iter();
         faqs.retain(|_| *k.next().unwrap_or(&false));
     }
+    // FAQs that give the same answer (the set holds a few under two titles): answering with
+    // either gives the asker the vetted answer
+    let mut groups: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let answer_of: Vec<usize> = faqs
+        .iter()
+        .map(|f| {
+            let key: String = f.answer.split_whitespace().collect();
+            let n = groups.len();
+            *groups.entry(key).or_insert(n)
+        })
+        .collect();
+    let same = |a: usize, b: usize| answer_of[a] == answer_of[b];
     let embedder = luodi_engine::E5Embedder::load(ev.threads)?;
     let cache = EmbedCache::open(&ev.embed_cache)?;
     let vectors: Vec<Vec<f32>> = faqs
@@ -143,6 +186,33 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
         );
         scored.push((cands, right, cos_top));
     }
+    // questions no FAQ answers
+    let mut negatives: Vec<(String, String)> = Vec::new();
+    for path in &ev.negatives {
+        for v in read_jsonl(path)? {
+            if let (Some(id), Some(text)) = (field(&v, "id"), field(&v, "text")) {
+                negatives.push((format!("{}:{id}", path.display()), text));
+            }
+        }
+    }
+    let mut neg_scored: Vec<Vec<(usize, Vec<f64>)>> = Vec::new();
+    for (_, text) in &negatives {
+        let qv = cache.query(&embedder as &dyn Embedder, text)?;
+        neg_scored.push(candidates(
+            text,
+            &qv,
+            &faqs,
+            &vectors,
+            &answers,
+            luodi_text::Segmenter::shared(),
+        ));
+    }
+    let neg_tune: Vec<usize> = (0..negatives.len())
+        .filter(|&i| Half::Tune.contains(&negatives[i].0))
+        .collect();
+    let neg_report: Vec<usize> = (0..negatives.len())
+        .filter(|&i| !Half::Tune.contains(&negatives[i].0))
+        .collect();
     let tune: Vec<usize> = (0..questions.len())
         .filter(|&i| Half::Tune.contains(&questions[i].id))
         .collect();
@@ -154,57 +224,151 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
         let (cands, right, _) = &scored[i];
         for (j, x) in cands {
             xs.push(x.clone());
-            ys.push(j == right);
+            ys.push(same(*j, *right));
         }
     }
     let matcher = Matcher::fit(&xs, &ys);
-    // per question: (top FAQ right?, its probability)
-    let top = |i: usize, m: &Matcher| -> (bool, f64) {
-        let (cands, right, _) = &scored[i];
-        let probs: Vec<(usize, f64)> = cands.iter().map(|(j, x)| (*j, m.prob(x))).collect();
-        let ranked = luodi_engine::faq::decide(&probs);
-        (ranked.0 == Some(*right), ranked.1)
+    // per question: (top FAQ right?, best probability, second)
+    let top2 = |cands: &[(usize, Vec<f64>)], right: Option<usize>| -> (bool, f64, f64) {
+        let mut probs: Vec<(usize, f64)> =
+            cands.iter().map(|(j, x)| (*j, matcher.prob(x))).collect();
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let first = probs.first().copied();
+        let second = probs.get(1).map_or(0.0, |p| p.1);
+        (
+            first.is_some_and(|f| right.is_some_and(|r| same(f.0, r))),
+            first.map_or(0.0, |f| f.1),
+            second,
+        )
     };
-    let tops: Vec<(bool, f64)> = tune.iter().map(|&i| top(i, &matcher)).collect();
-    // the threshold: the most hits less three for each wrong answer, on the tuning half (a
-    // wrong FAQ answer costs more than a fall-back to generation)
-    let mut threshold = 1.0;
-    let mut best_gain = 0i64;
-    let mut ts: Vec<f64> = tops.iter().map(|t| t.1).collect();
-    ts.sort_by(f64::total_cmp);
-    for t in ts {
-        let hits = tops.iter().filter(|(r, p)| *r && *p >= t).count();
-        let wrong = tops.iter().filter(|(r, p)| !*r && *p >= t).count();
-        let gain = hits as i64 - 3 * wrong as i64;
-        if gain > best_gain {
-            best_gain = gain;
-            threshold = t;
+    let tops = |idx: &[usize]| -> Vec<(bool, f64, f64)> {
+        idx.iter()
+            .map(|&i| top2(&scored[i].0, Some(scored[i].1)))
+            .collect()
+    };
+    let neg_tops = |idx: &[usize]| -> Vec<(bool, f64, f64)> {
+        idx.iter().map(|&i| top2(&neg_scored[i], None)).collect()
+    };
+    // the same questions with their FAQ (and any giving the same answer) taken out: a
+    // neighbour's answer to them is a wrong answer
+    let held_out = |idx: &[usize]| -> Vec<(bool, f64, f64)> {
+        idx.iter()
+            .map(|&i| {
+                let rest: Vec<(usize, Vec<f64>)> = scored[i]
+                    .0
+                    .iter()
+                    .filter(|(j, _)| !same(*j, scored[i].1))
+                    .cloned()
+                    .collect();
+                top2(&rest, None)
+            })
+            .collect()
+    };
+    let (tune_in, tune_out) = (tops(&tune), neg_tops(&neg_tune));
+    let (rep_in, rep_out) = (tops(&report), neg_tops(&neg_report));
+    let (tune_held, rep_held) = (held_out(&tune), held_out(&report));
+    // questions no FAQ answers, of either kind (what the threshold keeps out)
+    let tune_none: Vec<(bool, f64, f64)> =
+        tune_out.iter().chain(&tune_held).copied().collect();
+    // rates at a threshold: (hits, wrong, out of scope answered)
+    let rates = |ins: &[(bool, f64, f64)], outs: &[(bool, f64, f64)], t: f64| {
+        let n = ins.len().max(1) as f64;
+        let hits = ins.iter().filter(|x| x.0 && x.1 >= t).count() as f64 / n;
+        let wrong = ins.iter().filter(|x| !x.0 && x.1 >= t).count() as f64 / n;
+        let oos = outs.iter().filter(|x| x.1 >= t).count() as f64 / outs.len().max(1) as f64;
+        (hits, wrong, oos)
+    };
+    // the threshold: the most hits less three for each wrong answer (a wrong FAQ answer
+    // costs more than a fall-back to generation), as rates on the tuning half; an FAQ answer
+    // to a question no FAQ answers is a wrong answer too
+    let tune_gain = |t: f64, with_none: bool| -> f64 {
+        let (h, w, o) = rates(&tune_in, &tune_none, t);
+        h - 3.0 * w - if with_none { 3.0 * o } else { 0.0 }
+    };
+    let fit_threshold = |with_none: bool| -> f64 {
+        let mut best = (1.0, 0.0);
+        let mut ts: Vec<f64> = tune_in.iter().map(|x| x.1).collect();
+        ts.sort_by(f64::total_cmp);
+        for t in ts {
+            let g = tune_gain(t, with_none);
+            if g > best.1 {
+                best = (t, g);
+            }
         }
-    }
-    let policy = FaqPolicy { matcher, threshold };
+        best.0
+    };
+    let outcome = |threshold: f64, kept_out: bool| -> Outcome {
+        let (hit_rate, wrong_rate, out_of_scope_answered) = rates(&rep_in, &rep_out, threshold);
+        Outcome {
+            threshold,
+            hit_rate,
+            wrong_rate,
+            out_of_scope_answered,
+            held_out_answered: rates(&rep_in, &rep_held, threshold).2,
+            tune_gain: tune_gain(threshold, kept_out),
+        }
+    };
+    let chosen = outcome(fit_threshold(true), true);
+    // measured beside it: the threshold chosen on the paraphrases alone
+    let alternative = outcome(fit_threshold(false), false);
+    let threshold = chosen.threshold;
+    let policy = FaqPolicy {
+        matcher: matcher.clone(),
+        threshold,
+    };
     let n = report.len().max(1) as f64;
-    let rep: Vec<(bool, f64)> = report.iter().map(|&i| top(i, &policy.matcher)).collect();
-    let hits = rep.iter().filter(|(r, p)| *r && *p >= threshold).count() as f64;
-    let wrong = rep.iter().filter(|(r, p)| !*r && *p >= threshold).count() as f64;
+    if let Some(path) = &ev.per_query {
+        let mut out = String::new();
+        for (i, q) in questions.iter().enumerate() {
+            let (cands, right, _) = &scored[i];
+            let mut probs: Vec<(usize, f64)> = cands
+                .iter()
+                .map(|(j, x)| (*j, policy.matcher.prob(x)))
+                .collect();
+            probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top: Vec<_> = probs
+                .iter()
+                .take(3)
+                .map(|(j, p)| serde_json::json!({"faq": ids[*j], "question": faqs[*j].question, "prob": p}))
+                .collect();
+            let row = serde_json::json!({
+                "half": if Half::Tune.contains(&q.id) { "tune" } else { "report" },
+                "id": q.id,
+                "question": q.text,
+                "right": {"faq": q.faq, "question": faqs[*right].question,
+                          "rank": probs.iter().position(|(j, _)| same(*j, *right)).map(|r| r + 1)},
+                "answered": luodi_engine::faq::decide(&probs).1 >= threshold,
+                "top": top,
+            });
+            out.push_str(&row.to_string());
+            out.push('\n');
+        }
+        std::fs::write(path, out).map_err(|e| Error::io(path, e))?;
+    }
     Ok(FaqReport {
         faqs: faqs.len(),
         questions_tune: tune.len(),
         questions_report: report.len(),
-        hit_rate: hits / n,
-        wrong_rate: wrong / n,
-        fallback_rate: (n - hits - wrong) / n,
-        top1: rep.iter().filter(|(r, _)| *r).count() as f64 / n,
+        hit_rate: chosen.hit_rate,
+        wrong_rate: chosen.wrong_rate,
+        fallback_rate: 1.0 - chosen.hit_rate - chosen.wrong_rate,
+        out_of_scope_tune: neg_tune.len(),
+        out_of_scope_report: neg_report.len(),
+        out_of_scope_answered: chosen.out_of_scope_answered,
+        held_out_answered: chosen.held_out_answered,
+        top1: rep_in.iter().filter(|x| x.0).count() as f64 / n,
         cosine_top1: report
             .iter()
-            .filter(|&&i| scored[i].2 == Some(scored[i].1))
+            .filter(|&&i| scored[i].2.is_some_and(|c| same(c, scored[i].1)))
             .count() as f64
             / n,
         recall_candidates: report
             .iter()
-            .filter(|&&i| scored[i].0.iter().any(|(j, _)| *j == scored[i].1))
+            .filter(|&&i| scored[i].0.iter().any(|(j, _)| same(*j, scored[i].1)))
             .count() as f64
             / n,
         policy,
+        alternative,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

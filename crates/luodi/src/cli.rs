@@ -226,17 +226,37 @@ pub struct FaqArgs {
     /// Smoke runs: only the FAQs the questions name and this many others.
     #[arg(long)]
     pub limit_faqs: Option<usize>,
+    /// Write one JSON line per question (half, right FAQ and its rank, top three).
+    #[arg(long)]
+    pub per_query: Option<PathBuf>,
+    /// Questions no FAQ answers (JSON lines with id and text; repeatable): an FAQ answer to
+    /// one is a wrong answer. Default: DomainRAG's questions (university admissions) beside
+    /// --data, when there.
+    #[arg(long)]
+    pub negatives: Vec<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
 
 fn eval_faq(home: &std::path::Path, a: FaqArgs) -> Result<ExitCode> {
+    let negatives = if a.negatives.is_empty() {
+        let d = a
+            .data
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("domainrag-ruc-admissions/queries.jsonl");
+        d.exists().then_some(d).into_iter().collect()
+    } else {
+        a.negatives
+    };
     let r = luodi_eval::faq::run(&luodi_eval::faq::FaqEval {
         data: a.data,
         questions: a.questions,
         embed_cache: home.join("cache").join("embeddings.sqlite"),
         threads: luodi_models::llm::llama::default_threads(),
         limit_faqs: a.limit_faqs,
+        per_query: a.per_query,
+        negatives,
     })?;
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -252,6 +272,20 @@ fn eval_faq(home: &std::path::Path, a: FaqArgs) -> Result<ExitCode> {
         out,
         "  report half: top-1 FAQ hit rate {:.3}, wrong-FAQ answers {:.3}, fallback to generation {:.3} (threshold {:.3} from the tuning half)",
         r.hit_rate, r.wrong_rate, r.fallback_rate, r.policy.threshold
+    )?;
+    writeln!(
+        out,
+        "  questions no FAQ answers: {} tuning, {} report; answered with an FAQ all the same: {:.3}; report questions with their FAQ removed answered with a neighbour's: {:.3}",
+        r.out_of_scope_tune, r.out_of_scope_report, r.out_of_scope_answered, r.held_out_answered
+    )?;
+    writeln!(
+        out,
+        "  threshold chosen on the paraphrases alone instead ({:.3}): hit {:.3}, wrong {:.3}, out of scope answered {:.3}, held out answered {:.3}",
+        r.alternative.threshold,
+        r.alternative.hit_rate,
+        r.alternative.wrong_rate,
+        r.alternative.out_of_scope_answered,
+        r.alternative.held_out_answered,
     )?;
     writeln!(
         out,

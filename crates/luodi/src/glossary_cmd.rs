@@ -360,6 +360,17 @@ pub enum FaqCmd {
     },
     /// Remove an FAQ by its number.
     Remove { kb: String, id: i64 },
+    /// How a question matches the FAQs: the nearest ones with the matcher's probability, the
+    /// confidence FAQ-first decides on and its threshold (why a question got, or did not get,
+    /// a vetted answer).
+    Match {
+        kb: String,
+        question: String,
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
@@ -416,6 +427,39 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
                 for f in &faqs {
                     let short: String = f.answer.chars().take(60).collect();
                     writeln!(out, "#{:<4} {}\n      → {}", f.id, f.question, short)?;
+                }
+            }
+        }
+        FaqCmd::Match {
+            kb,
+            question,
+            top,
+            json,
+        } => {
+            let k = h.open_kb(&kb)?;
+            let embedder = luodi_engine::E5Embedder::load(luodi_models::llm::llama::default_threads())?;
+            let cache = crate::cli::embed_cache(&h)?;
+            let Some(mut m) = k.faq_match(&question, Some((&embedder, &cache)))? else {
+                bail!("{kb} has no FAQs (luodi faq add|import {kb} …)");
+            };
+            m.candidates.truncate(top);
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&m)?)?;
+            } else {
+                for (f, p) in &m.candidates {
+                    writeln!(out, "{p:.3}  #{:<4} {}", f.id, f.question)?;
+                }
+                match m.answer() {
+                    Some(f) => writeln!(
+                        out,
+                        "answered with FAQ #{} (confidence {:.3} ≥ {:.3})",
+                        f.id, m.confidence, m.threshold
+                    )?,
+                    None => writeln!(
+                        out,
+                        "no FAQ answers: confidence {:.3} < {:.3}; the question goes on to a grounded answer",
+                        m.confidence, m.threshold
+                    )?,
                 }
             }
         }
