@@ -74,7 +74,7 @@ impl Default for FaqPolicy {
     fn default() -> Self {
         // fitted by `luodi eval faq` on the tuning half of evalsets/taipei-faq-paraphrases;
         // the threshold also keeps out the tuning half's questions asked with their FAQ
-        // removed and DomainRAG's questions (which no FAQ answers)
+        // removed and DuReader's search questions (which no FAQ answers)
         FaqPolicy {
             matcher: Matcher {
                 weights: vec![2.0933, 0.1907, 1.6925, -0.6276, -0.4556, 0.3094, -0.2881],

@@ -76,7 +76,12 @@ fn pairs(rows: &[Row]) -> Vec<Pair> {
 
 /// The abbreviation model learned from the PKU train split under `dir`.
 pub fn train_model(dir: &Path) -> Result<AbbrevModel, String> {
-    Ok(AbbrevModel::train(&pairs(&load(&dir.join("train.jsonl"))?)))
+    train_model_file(&dir.join("train.jsonl"))
+}
+
+/// The abbreviation model learned from one file of pairs (the PKU rows' format).
+pub fn train_model_file(path: &Path) -> Result<AbbrevModel, String> {
+    Ok(AbbrevModel::train(&pairs(&load(path)?)))
 }
 
 /// `pool_all`: candidates are the full forms of all three splits (a harder ranking) instead of

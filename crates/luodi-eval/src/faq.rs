@@ -268,8 +268,7 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     let (rep_in, rep_out) = (tops(&report), neg_tops(&neg_report));
     let (tune_held, rep_held) = (held_out(&tune), held_out(&report));
     // questions no FAQ answers, of either kind (what the threshold keeps out)
-    let tune_none: Vec<(bool, f64, f64)> =
-        tune_out.iter().chain(&tune_held).copied().collect();
+    let tune_none: Vec<(bool, f64, f64)> = tune_out.iter().chain(&tune_held).copied().collect();
     // rates at a threshold: (hits, wrong, out of scope answered)
     let rates = |ins: &[(bool, f64, f64)], outs: &[(bool, f64, f64)], t: f64| {
         let n = ins.len().max(1) as f64;

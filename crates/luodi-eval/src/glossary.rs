@@ -102,12 +102,19 @@ pub struct GlossaryEval {
     pub mined_limit: usize,
     /// Write how the mined glossary read each abbreviated query here (JSON lines).
     pub per_query: Option<PathBuf>,
+    /// Mine with the built-in first-character rule (what `luodi glossary suggest` uses by
+    /// default) instead of the model learned from the PKU train split.
+    pub rule: bool,
 }
 
 pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
     let started = std::time::Instant::now();
     let abbrev_dir = ev.data.join("pku-chinese-abbreviation");
-    let model = crate::abbrev::train_model(&abbrev_dir).map_err(Error::InvalidInput)?;
+    let model = if ev.rule {
+        luodi_text::abbrev::AbbrevModel::first_characters()
+    } else {
+        crate::abbrev::train_model(&abbrev_dir).map_err(Error::InvalidInput)?
+    };
     let mut table: Vec<(String, String)> = Vec::new();
     for split in ["dev", "test"] {
         let rows = crate::abbrev::load(&abbrev_dir.join(format!("{split}.jsonl")))

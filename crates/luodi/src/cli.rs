@@ -230,7 +230,7 @@ pub struct FaqArgs {
     #[arg(long)]
     pub per_query: Option<PathBuf>,
     /// Questions no FAQ answers (JSON lines with id and text; repeatable): an FAQ answer to
-    /// one is a wrong answer. Default: DomainRAG's questions (university admissions) beside
+    /// one is a wrong answer. Default: DuReader's search questions (Apache-2.0) beside
     /// --data, when there.
     #[arg(long)]
     pub negatives: Vec<PathBuf>,
@@ -244,7 +244,7 @@ fn eval_faq(home: &std::path::Path, a: FaqArgs) -> Result<ExitCode> {
             .data
             .parent()
             .unwrap_or(std::path::Path::new("."))
-            .join("domainrag-ruc-admissions/queries.jsonl");
+            .join("dureader2-demo-retrieval/queries.jsonl");
         d.exists().then_some(d).into_iter().collect()
     } else {
         a.negatives
@@ -319,6 +319,10 @@ pub struct GlossaryArgs {
     /// Write how the mined glossary read each abbreviated query (JSON lines).
     #[arg(long)]
     pub per_query: Option<PathBuf>,
+    /// Mine with the built-in first-character rule (`glossary suggest`'s default) instead of
+    /// the model learned from the PKU train split.
+    #[arg(long)]
+    pub rule: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -332,6 +336,7 @@ fn eval_glossary(home: &std::path::Path, a: GlossaryArgs) -> Result<ExitCode> {
         embed_cache: home.join("cache").join("embeddings.sqlite"),
         mined_limit: a.mined_limit,
         per_query: a.per_query,
+        rule: a.rule,
     })?;
     let mut out = std::io::stdout().lock();
     if a.json {

@@ -69,9 +69,10 @@ pub enum GlossaryCmd {
         accept: Vec<usize>,
         #[arg(long)]
         accept_all: bool,
-        /// Abbreviation pairs to learn from (JSON lines {full, abbr, words, pos}); without it
-        /// the PKU train split under ../shared/data is used when present, else the
-        /// first-character rule.
+        /// Abbreviation pairs to learn from (JSON lines {full, abbr, words, pos}, e.g. the
+        /// organisation's own list); without it the built-in first-character rule reads
+        /// candidates. (The PKU set under ../shared/data is for measurement only: its licence
+        /// is unclear, so nothing learned from it is used by default.)
         #[arg(long)]
         abbrev_train: Option<PathBuf>,
         #[arg(long)]
@@ -246,11 +247,10 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
                 }
                 Ok(())
             })?;
-            let train = abbrev_train.unwrap_or_else(|| {
-                PathBuf::from("../shared/data/pku-chinese-abbreviation/train.jsonl")
-            });
-            let model = match train.parent().filter(|_| train.is_file()) {
-                Some(dir) => luodi_eval::abbrev::train_model(dir).map_err(anyhow::Error::msg)?,
+            let model = match abbrev_train {
+                Some(train) => {
+                    luodi_eval::abbrev::train_model_file(&train).map_err(anyhow::Error::msg)?
+                }
                 None => luodi_text::abbrev::AbbrevModel::first_characters(),
             };
             let existing = h.glossary(&kb)?;
@@ -437,7 +437,8 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
             json,
         } => {
             let k = h.open_kb(&kb)?;
-            let embedder = luodi_engine::E5Embedder::load(luodi_models::llm::llama::default_threads())?;
+            let embedder =
+                luodi_engine::E5Embedder::load(luodi_models::llm::llama::default_threads())?;
             let cache = crate::cli::embed_cache(&h)?;
             let Some(mut m) = k.faq_match(&question, Some((&embedder, &cache)))? else {
                 bail!("{kb} has no FAQs (luodi faq add|import {kb} …)");

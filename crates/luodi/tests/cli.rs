@@ -710,6 +710,13 @@ fn eval_faq_smoke_on_the_taipei_paraphrases() {
         + v["wrong_rate"].as_f64().unwrap()
         + v["fallback_rate"].as_f64().unwrap();
     assert!((sum - 1.0).abs() < 1e-9, "{v}");
+    // DuReader's questions beside it are asked too: no FAQ answers them
+    assert!(v["out_of_scope_report"].as_u64().unwrap() > 50, "{v}");
+    assert!(v["out_of_scope_answered"].as_f64().unwrap() < 0.1, "{v}");
+    assert!(
+        (0.0..=1.0).contains(&v["held_out_answered"].as_f64().unwrap()),
+        "{v}"
+    );
 }
 
 #[test]
