@@ -438,47 +438,29 @@ fn insert(
     Ok(f)
 }
 
-/// The columns an FAQ CSV must have.
-const REQUIRED: &[&[&str]] = &[&["question", "title"], &["answer", "text"]];
+/// An import row: CSV with the columns `question` and `answer`, or JSON lines (`question` or
+/// `title`, `answer` or `text`).
+impl crate::rows::FromRow for Faq {
+    const REQUIRED: &'static [&'static [&'static str]] =
+        &[&["question", "title"], &["answer", "text"]];
 
-/// An FAQ from an import row's fields (`question` or `title`, `answer` or `text`).
-pub fn faq_from_row(
-    row: &serde_json::Map<String, serde_json::Value>,
-) -> std::result::Result<Faq, String> {
-    use crate::rows::text;
-    match (
-        text(row, &["question", "title"]),
-        text(row, &["answer", "text"]),
-    ) {
-        (Some(question), Some(answer)) => Ok(Faq {
-            id: 0,
-            question,
-            answer,
-            source: "import".into(),
-            created_at: 0,
-            created_by: String::new(),
-        }),
-        _ => Err("needs a question and an answer".to_owned()),
+    fn from_row(
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> std::result::Result<Faq, String> {
+        use crate::rows::text;
+        match (
+            text(row, &["question", "title"]),
+            text(row, &["answer", "text"]),
+        ) {
+            (Some(question), Some(answer)) => Ok(Faq {
+                id: 0,
+                question,
+                answer,
+                source: "import".into(),
+                created_at: 0,
+                created_by: String::new(),
+            }),
+            _ => Err("needs a question and an answer".to_owned()),
+        }
     }
-}
-
-/// Reads FAQ rows from CSV (header with `question` and `answer`) or JSON lines (`question`
-/// or `title`, `answer` or `text`), by the file's extension: (row number, FAQ or why not).
-pub fn read_rows(path: &std::path::Path) -> Result<Vec<(usize, std::result::Result<Faq, String>)>> {
-    Ok(crate::rows::read_file(path, REQUIRED)?
-        .into_iter()
-        .map(|(n, r)| (n, r.and_then(|m| faq_from_row(&m))))
-        .collect())
-}
-
-/// Reads FAQ rows from text in `format` (an upload); `origin` names it in errors.
-pub fn parse_rows(
-    text: &str,
-    format: crate::rows::Format,
-    origin: &str,
-) -> Result<Vec<(usize, std::result::Result<Faq, String>)>> {
-    Ok(crate::rows::read(text, format, origin, REQUIRED)?
-        .into_iter()
-        .map(|(n, r)| (n, r.and_then(|m| faq_from_row(&m))))
-        .collect())
 }

@@ -679,53 +679,32 @@ fn record(
     Ok(())
 }
 
-/// The columns a glossary CSV must have.
-const REQUIRED: &[&[&str]] = &[&["kind"], &["term"]];
+/// An import row: CSV (header `kind,term,forms,definition`; forms split on `|`) or JSON lines
+/// (an [`Entry`] a line).
+impl crate::rows::FromRow for Entry {
+    const REQUIRED: &'static [&'static [&'static str]] = &[&["kind"], &["term"]];
 
-/// Reads glossary rows from a file: CSV (header `kind,term,forms,definition`; forms split on
-/// `|`) or JSON lines (an [`Entry`] a line), by the file's extension.
-pub fn read_rows(
-    path: &std::path::Path,
-) -> Result<Vec<(usize, std::result::Result<Entry, String>)>> {
-    Ok(crate::rows::read_file(path, REQUIRED)?
-        .into_iter()
-        .map(|(n, r)| (n, r.and_then(|m| entry_from_row(&m))))
-        .collect())
-}
-
-/// Reads glossary rows from text in `format` (an upload); `origin` names it in errors.
-pub fn parse_rows(
-    text: &str,
-    format: crate::rows::Format,
-    origin: &str,
-) -> Result<Vec<(usize, std::result::Result<Entry, String>)>> {
-    Ok(crate::rows::read(text, format, origin, REQUIRED)?
-        .into_iter()
-        .map(|(n, r)| (n, r.and_then(|m| entry_from_row(&m))))
-        .collect())
-}
-
-/// An entry from an import row's fields (kind, term, forms, definition, source).
-pub fn entry_from_row(
-    row: &serde_json::Map<String, serde_json::Value>,
-) -> std::result::Result<Entry, String> {
-    use crate::rows::{list, text};
-    let kind = text(row, &["kind"]).unwrap_or_default();
-    let kind = EntryKind::parse(&kind)
-        .ok_or_else(|| format!("kind {kind:?}: give abbreviation, synonym or term"))?;
-    let mut e = Entry::new(
-        kind,
-        &text(row, &["term"]).unwrap_or_default(),
-        list(row, "forms")?
-            .into_iter()
-            .filter(|f| !f.is_empty())
-            .collect(),
-        text(row, &["definition"]),
-    );
-    if let Some(s) = text(row, &["source"]) {
-        e.source = s;
+    fn from_row(
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> std::result::Result<Entry, String> {
+        use crate::rows::{list, text};
+        let kind = text(row, &["kind"]).unwrap_or_default();
+        let kind = EntryKind::parse(&kind)
+            .ok_or_else(|| format!("kind {kind:?}: give abbreviation, synonym or term"))?;
+        let mut e = Entry::new(
+            kind,
+            &text(row, &["term"]).unwrap_or_default(),
+            list(row, "forms")?
+                .into_iter()
+                .filter(|f| !f.is_empty())
+                .collect(),
+            text(row, &["definition"]),
+        );
+        if let Some(s) = text(row, &["source"]) {
+            e.source = s;
+        }
+        e.validate().map(|_| e)
     }
-    e.validate().map(|_| e)
 }
 
 /// The entries as CSV (the import's columns, with source and created_by) or JSON lines.

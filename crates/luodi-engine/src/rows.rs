@@ -132,6 +132,33 @@ pub fn read_file(path: &std::path::Path, required: &[&[&str]]) -> Result<Vec<Row
     )
 }
 
+/// What an import makes of a row.
+pub trait FromRow: Sized {
+    /// The columns a CSV header must name (one of each group).
+    const REQUIRED: &'static [&'static [&'static str]];
+    /// The value of one row's fields, or why the row cannot be imported.
+    fn from_row(row: &Map<String, Value>) -> std::result::Result<Self, String>;
+}
+
+/// Rows read as `T`: (row number, value or why not).
+pub type Parsed<T> = Vec<(usize, std::result::Result<T, String>)>;
+
+/// Reads `text` (an upload) as rows of `T`; `origin` names it in errors.
+pub fn parse<T: FromRow>(text: &str, format: Format, origin: &str) -> Result<Parsed<T>> {
+    Ok(typed(read(text, format, origin, T::REQUIRED)?))
+}
+
+/// Reads a file as rows of `T`, its format by its extension.
+pub fn parse_file<T: FromRow>(path: &std::path::Path) -> Result<Parsed<T>> {
+    Ok(typed(read_file(path, T::REQUIRED)?))
+}
+
+fn typed<T: FromRow>(rows: Vec<Row>) -> Parsed<T> {
+    rows.into_iter()
+        .map(|(n, r)| (n, r.and_then(|m| T::from_row(&m))))
+        .collect()
+}
+
 /// The first of `names` the row holds as non-empty text.
 pub fn text(row: &Map<String, Value>, names: &[&str]) -> Option<String> {
     names

@@ -13,8 +13,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use luodi_engine::faq::Faq;
-use luodi_engine::rows::Format;
-use luodi_engine::{Entry, KeyInfo};
+use luodi_engine::glossary::ImportReport;
+use luodi_engine::rows::{self, Format, FromRow, Parsed};
+use luodi_engine::{Entry, Home, KeyInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -151,6 +152,25 @@ pub async fn glossary_add(
         .into_response())
 }
 
+/// What an import endpoint does: reads the body as rows of `T` and hands them to `store`.
+async fn import<T: FromRow + Send + 'static>(
+    st: Arc<AppState>,
+    key: KeyInfo,
+    name: String,
+    q: FormatQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    store: fn(&Home, &str, Parsed<T>, &str) -> luodi_engine::Result<ImportReport>,
+) -> Result<Json<Value>, ApiError> {
+    st.writable_kb(&key, &name)?;
+    let format = format_of(&q, &headers)?;
+    let rows = rows::parse::<T>(&body_text(body)?, format, "request body")?;
+    let by = who(&key);
+    let kb = name.clone();
+    let report = change(&st, &name, move |h| store(h, &kb, rows, &by)).await?;
+    Ok(Json(json!(report)))
+}
+
 /// `POST /v1/kbs/{kb}/glossary/import?format=csv|jsonl` (or by Content-Type): the body is the
 /// file; bad or clashing rows come back by number, the rest are imported.
 pub async fn glossary_import(
@@ -161,14 +181,7 @@ pub async fn glossary_import(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    st.writable_kb(&key, &name)?;
-    let format = format_of(&q, &headers)?;
-    let text = body_text(body)?;
-    let rows = luodi_engine::glossary::parse_rows(&text, format, "request body")?;
-    let by = who(&key);
-    let kb = name.clone();
-    let report = change(&st, &name, move |h| h.glossary_import(&kb, rows, &by)).await?;
-    Ok(Json(json!(report)))
+    import::<Entry>(st, key, name, q, headers, body, Home::glossary_import).await
 }
 
 /// `DELETE /v1/kbs/{kb}/glossary/{id}`.
@@ -276,14 +289,7 @@ pub async fn faq_import(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    st.writable_kb(&key, &name)?;
-    let format = format_of(&q, &headers)?;
-    let text = body_text(body)?;
-    let rows = luodi_engine::faq::parse_rows(&text, format, "request body")?;
-    let by = who(&key);
-    let kb = name.clone();
-    let report = change(&st, &name, move |h| h.faq_import(&kb, rows, &by)).await?;
-    Ok(Json(json!(report)))
+    import::<Faq>(st, key, name, q, headers, body, Home::faq_import).await
 }
 
 /// `DELETE /v1/kbs/{kb}/faqs/{id}`.

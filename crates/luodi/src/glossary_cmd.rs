@@ -191,7 +191,7 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
             writeln!(out, "removed {}", line(&e))?;
         }
         GlossaryCmd::Import { kb, file, json } => {
-            let rows = luodi_engine::glossary::read_rows(&file)?;
+            let rows = luodi_engine::rows::parse_file::<Entry>(&file)?;
             let r = h.glossary_import(&kb, rows, &who())?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
@@ -408,7 +408,7 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
             }
         }
         FaqCmd::Import { kb, file, json } => {
-            let rows = luodi_engine::faq::read_rows(&file)?;
+            let rows = luodi_engine::rows::parse_file::<luodi_engine::faq::Faq>(&file)?;
             let r = h.faq_import(&kb, rows, &who())?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
