@@ -42,6 +42,19 @@ pub(crate) const MIGRATION: &str = "
     CREATE INDEX glossary_history_by_kb ON glossary_history(kb, id);
 ";
 
+/// The registry migration that keeps suggestions a person turned down, so `glossary suggest`
+/// does not offer them again.
+pub(crate) const REJECTIONS_MIGRATION: &str = "
+    CREATE TABLE glossary_rejected(
+        kb TEXT NOT NULL,
+        abbr TEXT NOT NULL,
+        full TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        by TEXT NOT NULL,
+        PRIMARY KEY (kb, abbr, full)
+    );
+";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
@@ -590,6 +603,46 @@ impl Home {
         }
         tx.commit().map_err(sql("glossary"))?;
         Ok(report)
+    }
+
+    /// Turns down suggested pairs (abbreviation, full form): `glossary suggest` leaves them
+    /// out from now on; the history records who did it. Returns how many were new.
+    pub fn glossary_reject(&self, kb: &str, pairs: &[(String, String)], by: &str) -> Result<usize> {
+        self.must_exist(kb)?;
+        let mut conn = self.registry()?;
+        let tx = conn.transaction().map_err(sql("glossary"))?;
+        let mut n = 0;
+        for (abbr, full) in pairs {
+            n += tx
+                .execute(
+                    "INSERT OR IGNORE INTO glossary_rejected(kb, abbr, full, at, by)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![kb, abbr, full, now_secs(), by],
+                )
+                .map_err(sql("glossary"))?;
+            let mut e = Entry::abbreviation(abbr, full);
+            e.source = "suggest".into();
+            record(&tx, kb, by, "reject", &e)?;
+        }
+        tx.commit().map_err(sql("glossary"))?;
+        Ok(n)
+    }
+
+    /// The pairs turned down for `kb`.
+    pub fn glossary_rejected(
+        &self,
+        kb: &str,
+    ) -> Result<std::collections::HashSet<(String, String)>> {
+        let conn = self.registry()?;
+        let mut st = conn
+            .prepare("SELECT abbr, full FROM glossary_rejected WHERE kb = ?1")
+            .map_err(sql("glossary"))?;
+        let rows = st
+            .query_map([kb], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql("glossary"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql("glossary"))?;
+        Ok(rows)
     }
 
     /// Every change to the glossary of `kb`, oldest first (the version is its position).

@@ -22,6 +22,7 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     crate::access::MIGRATION,
     crate::glossary::MIGRATION,
     crate::faq::MIGRATION,
+    crate::glossary::REJECTIONS_MIGRATION,
 ];
 
 /// Settings fixed when a knowledge base is created.
@@ -248,6 +249,8 @@ impl Home {
             tx.execute("DELETE FROM glossary_history WHERE kb = ?1", [name])
                 .map_err(sql("registry"))?;
             tx.execute("DELETE FROM faqs WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM glossary_rejected WHERE kb = ?1", [name])
                 .map_err(sql("registry"))?;
             Home::forget_kb_scopes(&tx, name)?;
             tx.commit().map_err(sql("registry"))?;

@@ -59,7 +59,8 @@ pub enum GlossaryCmd {
     },
     /// Propose abbreviation ↔ full form pairs found in the knowledge base's text (stated
     /// "（简称…）", seen together, or predicted by the abbreviation model), with evidence and
-    /// a score; --accept 1,3 (numbers as listed) or --accept-all adds them.
+    /// a score; --accept 1,3 (numbers as listed) or --accept-all adds them, --reject 2,4
+    /// turns them down for good (they are not offered again).
     Suggest {
         kb: String,
         #[arg(long, default_value_t = 30)]
@@ -69,6 +70,9 @@ pub enum GlossaryCmd {
         accept: Vec<usize>,
         #[arg(long)]
         accept_all: bool,
+        /// Numbers (as listed) never to offer again.
+        #[arg(long, value_delimiter = ',')]
+        reject: Vec<usize>,
         /// Abbreviation pairs to learn from (JSON lines {full, abbr, words, pos}, e.g. the
         /// organisation's own list); without it the built-in first-character rule reads
         /// candidates. (The PKU set under ../shared/data is for measurement only: its licence
@@ -230,9 +234,13 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
             limit,
             accept,
             accept_all,
+            reject,
             abbrev_train,
             json,
         } => {
+            if let Some(n) = accept.iter().find(|n| reject.contains(n)) {
+                bail!("number {n} is both accepted and rejected");
+            }
             let k = h.open_kb(&kb)?;
             let mut docs = Vec::new();
             k.store.dump(|_, ds| {
@@ -254,15 +262,22 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
                 None => luodi_text::abbrev::AbbrevModel::first_characters(),
             };
             let existing = h.glossary(&kb)?;
+            let rejected = h.glossary_rejected(&kb)?;
             let found: Vec<_> = luodi_engine::suggest::suggest(&docs, &model, limit * 4)
                 .into_iter()
                 .filter(|s| {
-                    existing
-                        .check(&Entry::abbreviation(&s.abbr, &s.full))
-                        .is_ok()
+                    !rejected.contains(&(s.abbr.clone(), s.full.clone()))
+                        && existing
+                            .check(&Entry::abbreviation(&s.abbr, &s.full))
+                            .is_ok()
                 })
                 .take(limit)
                 .collect();
+            for n in accept.iter().chain(&reject) {
+                if *n == 0 || *n > found.len() {
+                    bail!("no suggestion number {n}: {} are listed", found.len());
+                }
+            }
             let picked: Vec<&luodi_engine::suggest::Suggestion> = found
                 .iter()
                 .enumerate()
@@ -304,6 +319,20 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
                 let added = h.glossary_add(&kb, entries, &who())?;
                 if !json {
                     writeln!(out, "added {} entries to {kb}", added.len())?;
+                }
+            }
+            if !reject.is_empty() {
+                let pairs: Vec<(String, String)> = reject
+                    .iter()
+                    .map(|n| (found[n - 1].abbr.clone(), found[n - 1].full.clone()))
+                    .collect();
+                h.glossary_reject(&kb, &pairs, &who())?;
+                if !json {
+                    writeln!(
+                        out,
+                        "turned down {} suggestions (not offered again)",
+                        pairs.len()
+                    )?;
                 }
             }
         }

@@ -654,6 +654,30 @@ fn glossary_entries_are_checked_versioned_and_read_into_searches() {
             .any(|x| x["term"] == "沪分" && x["source"] == "suggest:stated"),
         "{list}"
     );
+    // a suggestion turned down is not offered again, and the history says who did it
+    let s = e.json(&["glossary", "suggest", "hb", "--json"]);
+    let first = (
+        s[0]["abbr"].as_str().unwrap(),
+        s[0]["full"].as_str().unwrap(),
+    );
+    let out = e.ok(&["glossary", "suggest", "hb", "--reject", "1"]);
+    assert!(out.contains("turned down 1"), "{out}");
+    let again = e.json(&["glossary", "suggest", "hb", "--json"]);
+    assert!(
+        !again
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["abbr"] == first.0 && c["full"] == first.1),
+        "{again}"
+    );
+    let h = e.json(&["glossary", "history", "hb", "--json"]);
+    let last = &h.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "reject", "{h}");
+    assert_eq!(last["entry"]["term"], first.0, "{h}");
+    let o = e.run(&["glossary", "suggest", "hb", "--accept", "999"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no suggestion number 999"));
 }
 
 #[test]
