@@ -114,10 +114,10 @@ pub fn import(home: &Home, file: &Path, name: Option<&str>) -> Result<KbInfo> {
                     .collect(),
             }));
             if batch.len() >= 500 {
-                luodi_core::Backend::apply(&kb.store, std::mem::take(&mut batch))?;
+                luodi_core::Backend::apply(&*kb.store, std::mem::take(&mut batch))?;
             }
         }
-        luodi_core::Backend::apply(&kb.store, batch)
+        luodi_core::Backend::apply(&*kb.store, batch)
     })();
     if let Err(e) = result {
         let _ = home.delete(&name);

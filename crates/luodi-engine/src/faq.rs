@@ -383,8 +383,9 @@ impl Home {
     }
 
     pub fn faq_remove(&self, kb: &str, id: i64) -> Result<()> {
-        let conn = self.registry()?;
-        let n = conn
+        let mut conn = self.registry()?;
+        let tx = conn.transaction().map_err(sql("faqs"))?;
+        let n = tx
             .execute(
                 "DELETE FROM faqs WHERE kb = ?1 AND id = ?2",
                 params![kb, id],
@@ -393,6 +394,8 @@ impl Home {
         if n == 0 {
             return Err(Error::InvalidInput(format!("{kb} has no FAQ #{id}")));
         }
+        crate::glossary::bump_words(&tx, kb)?;
+        tx.commit().map_err(sql("faqs"))?;
         Ok(())
     }
 }
@@ -435,6 +438,7 @@ fn insert(
     )
     .map_err(sql("faqs"))?;
     f.id = tx.last_insert_rowid();
+    crate::glossary::bump_words(tx, kb)?;
     Ok(f)
 }
 

@@ -53,7 +53,23 @@ pub(crate) const REJECTIONS_MIGRATION: &str = "
         by TEXT NOT NULL,
         PRIMARY KEY (kb, abbr, full)
     );
+    CREATE TABLE kb_words(
+        kb TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
 ";
+
+/// Raises the version of `kb`'s words (glossary and FAQs): an open knowledge base whose
+/// version is older reloads them.
+pub(crate) fn bump_words(tx: &rusqlite::Transaction<'_>, kb: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO kb_words(kb, version) VALUES (?1, 1)
+         ON CONFLICT(kb) DO UPDATE SET version = version + 1",
+        [kb],
+    )
+    .map_err(sql("glossary"))?;
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -718,6 +734,7 @@ fn record(
     action: &str,
     e: &Entry,
 ) -> Result<()> {
+    bump_words(tx, kb)?;
     tx.execute(
         "INSERT INTO glossary_history(kb, at, by, action, entry) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![

@@ -252,6 +252,8 @@ impl Home {
                 .map_err(sql("registry"))?;
             tx.execute("DELETE FROM glossary_rejected WHERE kb = ?1", [name])
                 .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM kb_words WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
             Home::forget_kb_scopes(&tx, name)?;
             tx.commit().map_err(sql("registry"))?;
         }
@@ -263,17 +265,50 @@ impl Home {
         Ok(())
     }
 
+    /// A number raised by every change to the glossary or the FAQs of `kb`, from this process
+    /// or another (the CLI beside a running server): an open knowledge base older than it
+    /// should be reopened.
+    pub fn words_version(&self, kb: &str) -> Result<i64> {
+        self.registry()?
+            .query_row(
+                "SELECT COALESCE((SELECT version FROM kb_words WHERE kb = ?1), 0)",
+                [kb],
+                |r| r.get(0),
+            )
+            .map_err(sql("registry"))
+    }
+
+    /// The same knowledge base (its store shared, not opened again: a writer may hold it) with
+    /// its glossary and FAQs read anew.
+    pub fn reload_words(&self, kb: &Kb) -> Result<Kb> {
+        let name = kb.name();
+        let words_version = self.words_version(name)?;
+        Ok(Kb {
+            info: kb.info.clone(),
+            store: kb.store.clone(),
+            words_version,
+            glossary: self.glossary(name)?,
+            faqs: self.faqs(name)?,
+            faq_vectors: Default::default(),
+        })
+    }
+
     /// Opens a registered knowledge base.
     pub fn open_kb(&self, name: &str) -> Result<Kb> {
         let info = self
             .get(name)?
             .ok_or_else(|| Error::UnknownKb(name.to_owned()))?;
-        let store = EmbeddedStore::open(&self.kb_dir(name), store_options(&info.config))?;
+        let store = std::sync::Arc::new(EmbeddedStore::open(
+            &self.kb_dir(name),
+            store_options(&info.config),
+        )?);
+        let words_version = self.words_version(name)?;
         let glossary = self.glossary(name)?;
         let faqs = self.faqs(name)?;
         Ok(Kb {
             info,
             store,
+            words_version,
             glossary,
             faqs,
             faq_vectors: Default::default(),
@@ -291,7 +326,10 @@ pub(crate) fn store_options(config: &KbConfig) -> StoreOptions {
 /// An open knowledge base.
 pub struct Kb {
     pub info: KbInfo,
-    pub store: EmbeddedStore,
+    /// Shared by the copies [`Home::reload_words`] makes.
+    pub store: std::sync::Arc<EmbeddedStore>,
+    /// The version of its glossary and FAQs when opened ([`Home::words_version`]).
+    pub words_version: i64,
     /// Its glossary as it was when opened: searches read questions in its words.
     pub glossary: crate::glossary::Glossary,
     /// Its vetted FAQs as they were when opened: answered first.
@@ -303,7 +341,7 @@ pub struct Kb {
 impl Kb {
     /// Opens a store directly (for throw-away evaluation stores outside any registry).
     pub fn open_at(dir: &Path, name: &str, config: KbConfig) -> Result<Kb> {
-        let store = EmbeddedStore::open(dir, store_options(&config))?;
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir, store_options(&config))?);
         Ok(Kb {
             info: KbInfo {
                 name: name.to_owned(),
@@ -311,6 +349,7 @@ impl Kb {
                 config,
             },
             store,
+            words_version: 0,
             glossary: Default::default(),
             faqs: Vec::new(),
             faq_vectors: Default::default(),

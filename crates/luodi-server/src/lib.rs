@@ -135,9 +135,17 @@ impl AppState {
     }
 
     pub fn open_kb(&self, name: &str) -> Result<Arc<Kb>, ApiError> {
+        let words = self.home.words_version(name)?;
         let mut kbs = self.kbs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(kb) = kbs.get(name) {
-            return Ok(kb.clone());
+            if kb.words_version == words {
+                return Ok(kb.clone());
+            }
+            // glossary or FAQs changed since (here or by the CLI): read them again, the store
+            // shared (an ingest job may be writing through it)
+            let kb = Arc::new(self.home.reload_words(kb)?);
+            kbs.insert(name.to_owned(), kb.clone());
+            return Ok(kb);
         }
         let kb = Arc::new(self.home.open_kb(name)?);
         kbs.insert(name.to_owned(), kb.clone());

@@ -491,7 +491,7 @@ fn build_search_kb(dir: &Path, data: &Path, chunks: u64, quiet: bool) -> Result<
 fn search(home: &Path, b: SearchBench, quiet: bool) -> Result<ExitCode> {
     let dir = home.join("bench").join(format!("search-{}", b.chunks));
     let (kb, build_seconds) = build_search_kb(&dir, &b.data, b.chunks, quiet || b.json)?;
-    let stats = luodi_core::Backend::stats(&kb.store)?;
+    let stats = luodi_core::Backend::stats(&*kb.store)?;
     drop(kb);
     // reopen so the resident memory is that of a process that just opened the knowledge base
     let kb = Kb::open_at(&dir, "bench", KbConfig::default())?;
