@@ -716,6 +716,34 @@ fn glossary_and_faqs_are_managed_over_the_api_and_searches_read_the_new_words() 
         .map(|p| p["row"].as_i64().unwrap())
         .collect();
     assert_eq!(rows, vec![3, 5], "{r}");
+    // bad imports say what is wrong: no format, a header without the columns, not UTF-8
+    let (code, body) = send_raw(
+        &s.url,
+        "/v1/kbs/finance/glossary/import",
+        &writer,
+        "application/octet-stream",
+        csv,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("format"), "{body}");
+    let (code, body) = send_raw(
+        &s.url,
+        "/v1/kbs/finance/glossary/import",
+        &writer,
+        "text/csv",
+        "abbr,full\n杭分,杭州分公司\n",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("kind") && body.contains("abbr, full"), "{body}");
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/glossary",
+        w,
+        Some(&json!({"kind": "colour", "term": "x"})),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("colour") || body.contains("kind"), "{body}");
     // export, history with who, removal
     let (code, body) = call(
         &s.url,
