@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 
-use luodi_text::abbrev::{is_subsequence, AbbrevModel, Term};
+pub use luodi_text::abbrev::AbbrevModel;
+use luodi_text::abbrev::{is_subsequence, Term};
 use serde::Serialize;
 
 /// One candidate.
@@ -348,5 +349,52 @@ mod tests {
         assert!(has("沪分", "上海分公司"), "{s:?}");
         let first = &s[0];
         assert_eq!(first.evidence, "stated");
+    }
+}
+
+impl crate::home::Home {
+    /// Candidates for `kb`'s glossary, best first, at most `limit`: mined from its documents
+    /// with `model`, without those turned down before or clashing with an entry already there.
+    pub fn glossary_suggestions(
+        &self,
+        kb: &str,
+        model: &AbbrevModel,
+        limit: usize,
+    ) -> luodi_core::Result<Vec<Suggestion>> {
+        let k = self.open_kb(kb)?;
+        let mut docs = Vec::new();
+        k.store.dump(|_, ds| {
+            for (_, chunks) in ds {
+                docs.push(
+                    chunks
+                        .iter()
+                        .map(|c| c.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+            Ok(())
+        })?;
+        let existing = self.glossary(kb)?;
+        let rejected = self.glossary_rejected(kb)?;
+        Ok(suggest(&docs, model, limit.saturating_mul(4))
+            .into_iter()
+            .filter(|s| {
+                !rejected.contains(&(s.abbr.clone(), s.full.clone()))
+                    && existing
+                        .check(&crate::glossary::Entry::abbreviation(&s.abbr, &s.full))
+                        .is_ok()
+            })
+            .take(limit)
+            .collect())
+    }
+}
+
+impl Suggestion {
+    /// The glossary entry accepting it makes.
+    pub fn entry(&self) -> crate::glossary::Entry {
+        let mut e = crate::glossary::Entry::abbreviation(&self.abbr, &self.full);
+        e.source = format!("suggest:{}", self.evidence);
+        e
     }
 }

@@ -347,6 +347,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/kbs/{kb}/glossary/history",
             get(words::glossary_history),
         )
+        .route(
+            "/v1/kbs/{kb}/glossary/suggestions",
+            get(words::suggestions).post(words::suggestions_decide),
+        )
         .route("/v1/kbs/{kb}/glossary/{id}", delete(words::glossary_remove))
         .route(
             "/v1/kbs/{kb}/faqs",

@@ -221,6 +221,101 @@ pub async fn glossary_history(
     ))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestQuery {
+    #[serde(default = "thirty")]
+    pub limit: usize,
+}
+
+fn thirty() -> usize {
+    30
+}
+
+/// `GET /v1/kbs/{kb}/glossary/suggestions[?limit=30]` (write scope: it is the editors' tool):
+/// abbreviation ↔ full form pairs mined from the knowledge base's text, each with its evidence
+/// (`stated`, `together`, `predicted`), count, score and an example passage; pairs turned down
+/// before and pairs that would clash with an entry are left out.
+pub async fn suggestions(
+    State(st): State<Arc<AppState>>,
+    Extension(Caller(key)): Extension<Caller>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SuggestQuery>,
+) -> Result<Json<Value>, ApiError> {
+    st.writable_kb(&key, &name)?;
+    let limit = q.limit.clamp(1, 500);
+    let st2 = st.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let model = luodi_engine::suggest::AbbrevModel::first_characters();
+        st2.home.glossary_suggestions(&name, &model, limit)
+    })
+    .await??;
+    Ok(Json(json!({"object": "list", "data": found})))
+}
+
+/// A suggestion as the list gave it.
+#[derive(Debug, Deserialize)]
+pub struct Pair {
+    pub abbr: String,
+    pub full: String,
+    #[serde(default)]
+    pub evidence: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionDecision {
+    #[serde(default)]
+    pub accept: Vec<Pair>,
+    #[serde(default)]
+    pub reject: Vec<Pair>,
+}
+
+/// `POST /v1/kbs/{kb}/glossary/suggestions`: `{"accept": [{abbr, full, evidence}], "reject":
+/// [{abbr, full}]}` — accepted pairs become entries (all or none; a clash is refused naming
+/// both), rejected ones are never offered again.
+pub async fn suggestions_decide(
+    State(st): State<Arc<AppState>>,
+    Extension(Caller(key)): Extension<Caller>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<SuggestionDecision>,
+) -> Result<Json<Value>, ApiError> {
+    st.writable_kb(&key, &name)?;
+    if req.accept.is_empty() && req.reject.is_empty() {
+        return Err(ApiError::bad_request(
+            "give accept and/or reject: lists of {abbr, full}",
+        ));
+    }
+    let entries: Vec<Entry> = req
+        .accept
+        .iter()
+        .map(|p| {
+            let mut e = Entry::abbreviation(&p.abbr, &p.full);
+            e.source = format!("suggest:{}", p.evidence.as_deref().unwrap_or("api"));
+            e
+        })
+        .collect();
+    let rejected: Vec<(String, String)> =
+        req.reject.into_iter().map(|p| (p.abbr, p.full)).collect();
+    let by = who(&key);
+    let kb = name.clone();
+    let (added, n) = change(&st, &name, move |h| {
+        let added = if entries.is_empty() {
+            Vec::new()
+        } else {
+            h.glossary_add(&kb, entries, &by)?
+        };
+        let n = if rejected.is_empty() {
+            0
+        } else {
+            h.glossary_reject(&kb, &rejected, &by)?
+        };
+        Ok((added, n))
+    })
+    .await?;
+    Ok(Json(json!({"added": added, "rejected": n})))
+}
+
 /// `GET /v1/kbs/{kb}/faqs`.
 pub async fn faq_list(
     State(st): State<Arc<AppState>>,

@@ -734,7 +734,10 @@ fn glossary_and_faqs_are_managed_over_the_api_and_searches_read_the_new_words() 
         "abbr,full\n杭分,杭州分公司\n",
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("kind") && body.contains("abbr, full"), "{body}");
+    assert!(
+        body.contains("kind") && body.contains("abbr, full"),
+        "{body}"
+    );
     let (code, body) = call(
         &s.url,
         "POST",
@@ -792,6 +795,87 @@ fn glossary_and_faqs_are_managed_over_the_api_and_searches_read_the_new_words() 
         hits("TRV") > 0,
         "the server reloads words changed by another process"
     );
+
+    // suggestions mined from the text: accepted ones become entries, rejected ones go away
+    let (code, body) = upload(
+        &s.url,
+        "finance",
+        &writer,
+        "机构.md",
+        "# 机构\n\n杭州分公司（以下简称杭分）负责浙江区域的差旅审批。\n",
+    );
+    assert_eq!(code, 202, "{body}");
+    let done = wait_job(&s, json_of(&body)["id"].as_str().unwrap(), &writer);
+    assert_eq!(done["state"], "done", "{done}");
+    let (code, body) = call(
+        &s.url,
+        "GET",
+        "/v1/kbs/finance/glossary/suggestions",
+        w,
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let sug = json_of(&body)["data"].clone();
+    let hu = sug
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["abbr"] == "杭分")
+        .unwrap_or_else(|| panic!("{sug}"))
+        .clone();
+    assert_eq!(hu["full"], "杭州分公司");
+    let (code, body) = call(
+        &s.url,
+        "POST",
+        "/v1/kbs/finance/glossary/suggestions",
+        w,
+        Some(&json!({"accept": [hu]})),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        json_of(&body)["added"][0]["source"],
+        "suggest:stated",
+        "{body}"
+    );
+    let (_, body) = call(
+        &s.url,
+        "GET",
+        "/v1/kbs/finance/glossary/suggestions",
+        w,
+        None,
+    );
+    assert!(
+        !body.contains("杭分"),
+        "accepted: no longer a suggestion: {body}"
+    );
+    let (code, _) = call(
+        &s.url,
+        "GET",
+        "/v1/kbs/finance/glossary/suggestions",
+        Some(&s.admin),
+        None,
+    );
+    assert_eq!(code, 200);
+    let reader = h
+        .key_create(
+            "finance-reader",
+            false,
+            &[Scope {
+                kb: "finance".into(),
+                write: false,
+            }],
+            None,
+        )
+        .unwrap()
+        .secret;
+    let (code, _) = call(
+        &s.url,
+        "GET",
+        "/v1/kbs/finance/glossary/suggestions",
+        Some(&reader),
+        None,
+    );
+    assert_eq!(code, 403, "suggestions are the editors' tool");
 
     // FAQs: by hand, a repeated question refused, imported, and from a corrected answer
     let (code, body) = call(

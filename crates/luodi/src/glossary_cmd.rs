@@ -241,38 +241,13 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
             if let Some(n) = accept.iter().find(|n| reject.contains(n)) {
                 bail!("number {n} is both accepted and rejected");
             }
-            let k = h.open_kb(&kb)?;
-            let mut docs = Vec::new();
-            k.store.dump(|_, ds| {
-                for (_, chunks) in ds {
-                    docs.push(
-                        chunks
-                            .iter()
-                            .map(|c| c.text.as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                    );
-                }
-                Ok(())
-            })?;
             let model = match abbrev_train {
                 Some(train) => {
                     luodi_eval::abbrev::train_model_file(&train).map_err(anyhow::Error::msg)?
                 }
                 None => luodi_text::abbrev::AbbrevModel::first_characters(),
             };
-            let existing = h.glossary(&kb)?;
-            let rejected = h.glossary_rejected(&kb)?;
-            let found: Vec<_> = luodi_engine::suggest::suggest(&docs, &model, limit * 4)
-                .into_iter()
-                .filter(|s| {
-                    !rejected.contains(&(s.abbr.clone(), s.full.clone()))
-                        && existing
-                            .check(&Entry::abbreviation(&s.abbr, &s.full))
-                            .is_ok()
-                })
-                .take(limit)
-                .collect();
+            let found = h.glossary_suggestions(&kb, &model, limit)?;
             for n in accept.iter().chain(&reject) {
                 if *n == 0 || *n > found.len() {
                     bail!("no suggestion number {n}: {} are listed", found.len());
@@ -308,14 +283,7 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
                 }
             }
             if !picked.is_empty() {
-                let entries = picked
-                    .iter()
-                    .map(|s| {
-                        let mut e = Entry::abbreviation(&s.abbr, &s.full);
-                        e.source = format!("suggest:{}", s.evidence);
-                        e
-                    })
-                    .collect();
+                let entries = picked.iter().map(|s| s.entry()).collect();
                 let added = h.glossary_add(&kb, entries, &who())?;
                 if !json {
                     writeln!(out, "added {} entries to {kb}", added.len())?;
