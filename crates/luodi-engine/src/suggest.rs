@@ -327,31 +327,6 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
     kept
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stated_and_seen_together_pairs_are_found() {
-        let docs: Vec<String> = vec![
-            "杭州分公司（以下简称杭分）负责浙江业务。杭分的地址在文三路。".into(),
-            "北京大学（北大）是一所综合性大学。".into(),
-            "| 分公司 | 简称 | 电话 |\n| --- | --- | --- |\n| 上海分公司 | 沪分 | 021 |\n| 南京分公司 | 宁分 | 025 |".into(),
-            "香港小姐选美比赛每年举行，港姐冠军将代表香港。".into(),
-            "第一届香港小姐冠军是谁？港姐的历史很长。".into(),
-        ];
-        let m = AbbrevModel::first_characters();
-        let s = suggest(&docs, &m, 100);
-        let has = |a: &str, f: &str| s.iter().any(|x| x.abbr == a && x.full == f);
-        assert!(has("杭分", "杭州分公司"), "{s:?}");
-        assert!(has("北大", "北京大学"), "{s:?}");
-        assert!(has("港姐", "香港小姐"), "{s:?}");
-        assert!(has("沪分", "上海分公司"), "{s:?}");
-        let first = &s[0];
-        assert_eq!(first.evidence, "stated");
-    }
-}
-
 impl crate::home::Home {
     /// Candidates for `kb`'s glossary, best first, at most `limit`: mined from its documents
     /// with `model`, without those turned down before or clashing with an entry already there.
@@ -396,5 +371,30 @@ impl Suggestion {
         let mut e = crate::glossary::Entry::abbreviation(&self.abbr, &self.full);
         e.source = format!("suggest:{}", self.evidence);
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stated_and_seen_together_pairs_are_found() {
+        let docs: Vec<String> = vec![
+            "杭州分公司（以下简称杭分）负责浙江业务。杭分的地址在文三路。".into(),
+            "北京大学（北大）是一所综合性大学。".into(),
+            "| 分公司 | 简称 | 电话 |\n| --- | --- | --- |\n| 上海分公司 | 沪分 | 021 |\n| 南京分公司 | 宁分 | 025 |".into(),
+            "香港小姐选美比赛每年举行，港姐冠军将代表香港。".into(),
+            "第一届香港小姐冠军是谁？港姐的历史很长。".into(),
+        ];
+        let m = AbbrevModel::first_characters();
+        let s = suggest(&docs, &m, 100);
+        let has = |a: &str, f: &str| s.iter().any(|x| x.abbr == a && x.full == f);
+        assert!(has("杭分", "杭州分公司"), "{s:?}");
+        assert!(has("北大", "北京大学"), "{s:?}");
+        assert!(has("港姐", "香港小姐"), "{s:?}");
+        assert!(has("沪分", "上海分公司"), "{s:?}");
+        let first = &s[0];
+        assert_eq!(first.evidence, "stated");
     }
 }
