@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 pub use luodi_text::abbrev::AbbrevModel;
-use luodi_text::abbrev::{is_subsequence, Term};
+use luodi_text::abbrev::{aligns_at, is_subsequence, Term};
 use serde::Serialize;
 
 /// One candidate.
@@ -44,7 +44,8 @@ fn snippet(text: &str, at: usize) -> String {
 }
 
 /// The full form a stated short form refers to: the shortest tail of the CJK run before it
-/// that starts with the short form's first character and holds its characters in order.
+/// that starts with the short form's first character (or a place that character names: 沪 →
+/// 上海) and holds the rest of its characters in order.
 fn full_before(before: &str, abbr: &str) -> Option<String> {
     let run: Vec<char> = before
         .chars()
@@ -54,15 +55,17 @@ fn full_before(before: &str, abbr: &str) -> Option<String> {
         .into_iter()
         .rev()
         .collect();
-    let first = abbr.chars().next()?;
     let n = abbr.chars().count();
     for start in (0..run.len()).rev() {
-        if run[start] != first || run.len() - start <= n {
+        if run.len() - start <= n {
             continue;
         }
+        if run.len() - start > 20 {
+            break;
+        }
         let cand: String = run[start..].iter().collect();
-        if is_subsequence(abbr, &cand) {
-            return (cand.chars().count() <= 20).then_some(cand);
+        if aligns_at(abbr, &cand) == Some(0) {
+            return Some(cand);
         }
     }
     None
@@ -386,6 +389,7 @@ mod tests {
             "| 分公司 | 简称 | 电话 |\n| --- | --- | --- |\n| 上海分公司 | 沪分 | 021 |\n| 南京分公司 | 宁分 | 025 |".into(),
             "香港小姐选美比赛每年举行，港姐冠军将代表香港。".into(),
             "第一届香港小姐冠军是谁？港姐的历史很长。".into(),
+            "本行广东分公司（以下简称粤分）负责华南业务。".into(),
         ];
         let m = AbbrevModel::first_characters();
         let s = suggest(&docs, &m, 100);
@@ -394,6 +398,8 @@ mod tests {
         assert!(has("北大", "北京大学"), "{s:?}");
         assert!(has("港姐", "香港小姐"), "{s:?}");
         assert!(has("沪分", "上海分公司"), "{s:?}");
+        // a short form built on a place's one-character name: 粤 is 广东
+        assert!(has("粤分", "广东分公司"), "{s:?}");
         let first = &s[0];
         assert_eq!(first.evidence, "stated");
     }

@@ -126,6 +126,71 @@ pub fn is_subsequence(abbr: &str, full: &str) -> bool {
     abbr.chars().all(|c| it.any(|f| f == c))
 }
 
+/// The one-character names of provinces and major cities (沪 is 上海, 粤 is 广东): a short
+/// form built on one (沪分 for 上海分公司) keeps none of the place's own characters.
+pub fn place_names(c: char) -> &'static [&'static str] {
+    match c {
+        '京' => &["北京"],
+        '沪' | '申' => &["上海"],
+        '津' => &["天津"],
+        '渝' => &["重庆"],
+        '冀' => &["河北"],
+        '晋' => &["山西"],
+        '辽' => &["辽宁"],
+        '吉' => &["吉林"],
+        '黑' => &["黑龙江"],
+        '苏' => &["江苏", "苏州"],
+        '浙' => &["浙江"],
+        '皖' => &["安徽"],
+        '闽' => &["福建"],
+        '赣' => &["江西"],
+        '鲁' => &["山东"],
+        '豫' => &["河南"],
+        '鄂' => &["湖北"],
+        '湘' => &["湖南"],
+        '粤' => &["广东"],
+        '桂' => &["广西"],
+        '琼' => &["海南"],
+        '川' | '蜀' => &["四川"],
+        '黔' => &["贵州"],
+        '滇' => &["云南"],
+        '藏' => &["西藏"],
+        '陕' | '秦' => &["陕西"],
+        '陇' => &["甘肃"],
+        '蒙' => &["内蒙古"],
+        '港' => &["香港"],
+        '澳' => &["澳门"],
+        '穗' => &["广州"],
+        '深' => &["深圳"],
+        '甬' => &["宁波"],
+        '蓉' => &["成都"],
+        '榕' => &["福州"],
+        '邕' => &["南宁"],
+        '汉' => &["武汉"],
+        '宁' => &["南京", "宁夏"],
+        '杭' => &["杭州"],
+        '锡' => &["无锡"],
+        '厦' => &["厦门"],
+        _ => &[],
+    }
+}
+
+/// Where in `full` a short form may start: at its first character, or at a place its first
+/// character names (沪 → 上海); with the rest of the short form after it in order.
+pub fn aligns_at(abbr: &str, full: &str) -> Option<usize> {
+    let first = abbr.chars().next()?;
+    let rest = &abbr[first.len_utf8()..];
+    if let Some(i) = full.find(first) {
+        if is_subsequence(rest, &full[i + first.len_utf8()..]) {
+            return Some(i);
+        }
+    }
+    place_names(first).iter().find_map(|p| {
+        let i = full.find(p)?;
+        is_subsequence(rest, &full[i + p.len()..]).then_some(i)
+    })
+}
+
 type Counts = HashMap<String, HashMap<Pattern, f64>>;
 
 /// The learned model.
@@ -346,6 +411,15 @@ impl AbbrevModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_place_name_character_aligns_with_the_place() {
+        assert_eq!(aligns_at("杭分", "杭州分公司"), Some(0));
+        assert_eq!(aligns_at("沪分", "上海分公司"), Some(0));
+        assert_eq!(aligns_at("沪分", "本行上海分公司"), Some("本行".len()));
+        assert_eq!(aligns_at("沪分", "北京分公司"), None);
+        assert_eq!(aligns_at("粤高速", "广东省高速公路"), Some(0));
+    }
 
     fn term(words: &[&str]) -> Term {
         Term::new(words.iter().map(|w| w.to_string()).collect(), vec![])
