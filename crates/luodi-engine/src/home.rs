@@ -281,16 +281,7 @@ impl Home {
     /// The same knowledge base (its store shared, not opened again: a writer may hold it) with
     /// its glossary and FAQs read anew.
     pub fn reload_words(&self, kb: &Kb) -> Result<Kb> {
-        let name = kb.name();
-        let words_version = self.words_version(name)?;
-        Ok(Kb {
-            info: kb.info.clone(),
-            store: kb.store.clone(),
-            words_version,
-            glossary: self.glossary(name)?,
-            faqs: self.faqs(name)?,
-            faq_vectors: Default::default(),
-        })
+        self.with_words(kb.info.clone(), kb.store.clone())
     }
 
     /// Opens a registered knowledge base.
@@ -302,9 +293,15 @@ impl Home {
             &self.kb_dir(name),
             store_options(&info.config),
         )?);
-        let words_version = self.words_version(name)?;
-        let glossary = self.glossary(name)?;
-        let faqs = self.faqs(name)?;
+        self.with_words(info, store)
+    }
+
+    /// A knowledge base over `store` with its glossary and FAQs as they are now (the version
+    /// read first, so a change made meanwhile leaves it older, never newer, than its words).
+    fn with_words(&self, info: KbInfo, store: std::sync::Arc<EmbeddedStore>) -> Result<Kb> {
+        let words_version = self.words_version(&info.name)?;
+        let glossary = self.glossary(&info.name)?;
+        let faqs = self.faqs(&info.name)?;
         Ok(Kb {
             info,
             store,

@@ -228,30 +228,23 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
         }
     }
     let matcher = Matcher::fit(&xs, &ys);
-    // per question: (top FAQ right?, best probability, second)
-    let top2 = |cands: &[(usize, Vec<f64>)], right: Option<usize>| -> (bool, f64, f64) {
-        let mut probs: Vec<(usize, f64)> =
-            cands.iter().map(|(j, x)| (*j, matcher.prob(x))).collect();
-        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let first = probs.first().copied();
-        let second = probs.get(1).map_or(0.0, |p| p.1);
-        (
-            first.is_some_and(|f| right.is_some_and(|r| same(f.0, r))),
-            first.map_or(0.0, |f| f.1),
-            second,
-        )
+    // per question: (the FAQ on top is the right one?, its probability)
+    let top = |cands: &[(usize, Vec<f64>)], right: Option<usize>| -> (bool, f64) {
+        let probs: Vec<(usize, f64)> = cands.iter().map(|(j, x)| (*j, matcher.prob(x))).collect();
+        let (best, p) = luodi_engine::faq::decide(&probs);
+        (best.is_some_and(|b| right.is_some_and(|r| same(b, r))), p)
     };
-    let tops = |idx: &[usize]| -> Vec<(bool, f64, f64)> {
+    let tops = |idx: &[usize]| -> Vec<(bool, f64)> {
         idx.iter()
-            .map(|&i| top2(&scored[i].0, Some(scored[i].1)))
+            .map(|&i| top(&scored[i].0, Some(scored[i].1)))
             .collect()
     };
-    let neg_tops = |idx: &[usize]| -> Vec<(bool, f64, f64)> {
-        idx.iter().map(|&i| top2(&neg_scored[i], None)).collect()
+    let neg_tops = |idx: &[usize]| -> Vec<(bool, f64)> {
+        idx.iter().map(|&i| top(&neg_scored[i], None)).collect()
     };
     // the same questions with their FAQ (and any giving the same answer) taken out: a
     // neighbour's answer to them is a wrong answer
-    let held_out = |idx: &[usize]| -> Vec<(bool, f64, f64)> {
+    let held_out = |idx: &[usize]| -> Vec<(bool, f64)> {
         idx.iter()
             .map(|&i| {
                 let rest: Vec<(usize, Vec<f64>)> = scored[i]
@@ -260,7 +253,7 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
                     .filter(|(j, _)| !same(*j, scored[i].1))
                     .cloned()
                     .collect();
-                top2(&rest, None)
+                top(&rest, None)
             })
             .collect()
     };
@@ -268,9 +261,9 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     let (rep_in, rep_out) = (tops(&report), neg_tops(&neg_report));
     let (tune_held, rep_held) = (held_out(&tune), held_out(&report));
     // questions no FAQ answers, of either kind (what the threshold keeps out)
-    let tune_none: Vec<(bool, f64, f64)> = tune_out.iter().chain(&tune_held).copied().collect();
+    let tune_none: Vec<(bool, f64)> = tune_out.iter().chain(&tune_held).copied().collect();
     // rates at a threshold: (hits, wrong, out of scope answered)
-    let rates = |ins: &[(bool, f64, f64)], outs: &[(bool, f64, f64)], t: f64| {
+    let rates = |ins: &[(bool, f64)], outs: &[(bool, f64)], t: f64| {
         let n = ins.len().max(1) as f64;
         let hits = ins.iter().filter(|x| x.0 && x.1 >= t).count() as f64 / n;
         let wrong = ins.iter().filter(|x| !x.0 && x.1 >= t).count() as f64 / n;

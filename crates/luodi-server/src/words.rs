@@ -31,13 +31,10 @@ fn who(key: &KeyInfo) -> String {
 /// version, so the next question reads the new glossary and FAQs).
 async fn change<T: Send + 'static>(
     st: &Arc<AppState>,
-    kb: &str,
     f: impl FnOnce(&luodi_engine::Home) -> luodi_engine::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let st2 = st.clone();
-    let out = tokio::task::spawn_blocking(move || f(&st2.home)).await??;
-    let _ = kb;
-    Ok(out)
+    let st = st.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&st.home)).await??)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,8 +140,7 @@ pub async fn glossary_add(
         })
         .collect();
     let by = who(&key);
-    let kb = name.clone();
-    let added = change(&st, &name, move |h| h.glossary_add(&kb, entries, &by)).await?;
+    let added = change(&st, move |h| h.glossary_add(&name, entries, &by)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"object": "list", "data": added})),
@@ -166,8 +162,7 @@ async fn import<T: FromRow + Send + 'static>(
     let format = format_of(&q, &headers)?;
     let rows = rows::parse::<T>(&body_text(body)?, format, "request body")?;
     let by = who(&key);
-    let kb = name.clone();
-    let report = change(&st, &name, move |h| store(h, &kb, rows, &by)).await?;
+    let report = change(&st, move |h| store(h, &name, rows, &by)).await?;
     Ok(Json(json!(report)))
 }
 
@@ -203,8 +198,7 @@ pub async fn glossary_remove(
         )));
     }
     let by = who(&key);
-    let kb = name.clone();
-    let removed = change(&st, &name, move |h| h.glossary_remove(&kb, id, &by)).await?;
+    let removed = change(&st, move |h| h.glossary_remove(&name, id, &by)).await?;
     Ok(Json(json!(removed)))
 }
 
@@ -298,17 +292,16 @@ pub async fn suggestions_decide(
     let rejected: Vec<(String, String)> =
         req.reject.into_iter().map(|p| (p.abbr, p.full)).collect();
     let by = who(&key);
-    let kb = name.clone();
-    let (added, n) = change(&st, &name, move |h| {
+    let (added, n) = change(&st, move |h| {
         let added = if entries.is_empty() {
             Vec::new()
         } else {
-            h.glossary_add(&kb, entries, &by)?
+            h.glossary_add(&name, entries, &by)?
         };
         let n = if rejected.is_empty() {
             0
         } else {
-            h.glossary_reject(&kb, &rejected, &by)?
+            h.glossary_reject(&name, &rejected, &by)?
         };
         Ok((added, n))
     })
@@ -348,11 +341,10 @@ pub async fn faq_add(
 ) -> Result<Response, ApiError> {
     st.writable_kb(&key, &name)?;
     let by = who(&key);
-    let kb = name.clone();
     let added =
         match (req.from_feedback, req.question, req.answer) {
             (Some(id), None, None) => {
-                change(&st, &name, move |h| h.faq_from_feedback(&kb, &id, &by)).await?
+                change(&st, move |h| h.faq_from_feedback(&name, &id, &by)).await?
             }
             (None, Some(question), Some(answer)) => {
                 let f = Faq {
@@ -363,7 +355,7 @@ pub async fn faq_add(
                     created_at: 0,
                     created_by: String::new(),
                 };
-                change(&st, &name, move |h| h.faq_add(&kb, vec![f], &by))
+                change(&st, move |h| h.faq_add(&name, vec![f], &by))
                     .await?
                     .remove(0)
             }
@@ -399,7 +391,6 @@ pub async fn faq_remove(
             "knowledge base {name:?} has no FAQ #{id}"
         )));
     }
-    let kb = name.clone();
-    change(&st, &name, move |h| h.faq_remove(&kb, id)).await?;
+    change(&st, move |h| h.faq_remove(&name, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
