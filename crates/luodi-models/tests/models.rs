@@ -131,6 +131,71 @@ fn e5_matches_the_reference_engine_on_200_texts() {
 }
 
 #[test]
+fn e5_sparse_head_matches_the_reference_engine() {
+    let dir = models_dir().join(E5_SMALL);
+    let sae = install::require(&models_dir(), E5_SMALL, catalog::E5_SAE).expect("sae.bin");
+    let mut model = E5Model::load(&dir.join(E5_WEIGHTS), 2).expect("e5 loads");
+    assert_eq!(model.sparse_dim(), 0);
+    assert!(
+        model.embed_sparse(&["年假"], 8)[0].is_empty(),
+        "no head, no vector"
+    );
+    model.load_sparse(&sae).expect("sae.bin loads");
+    assert_eq!(model.sparse_dim(), 16_384);
+    let work = std::env::temp_dir().join(format!("luodi-e5sparse-{}", std::process::id()));
+    let oracle = Oracle::build(&dir, &work, 2).expect("e5.c compiles");
+    let texts = sample_texts();
+    // every 4th sample text, a text of several windows and the empty text (one token: ▁)
+    let mut refs: Vec<&str> = texts.iter().step_by(4).map(String::as_str).collect();
+    let long = texts.iter().take(40).cloned().collect::<Vec<_>>().join(" ");
+    refs.extend([long.as_str(), ""]);
+    let ours = model.embed_sparse(&refs, 64);
+    let (theirs, _) = oracle
+        .embed_sparse(&refs, &sae, 64, 1)
+        .expect("oracle runs");
+    let _ = std::fs::remove_dir_all(&work);
+    assert_eq!(ours.len(), theirs.len());
+    let mut worst = (1.0f32, String::new());
+    let mut cos = Vec::new();
+    for ((a, b), t) in ours.iter().zip(&theirs).zip(&refs) {
+        assert!(
+            a.len() <= 64 && a.windows(2).all(|w| w[0].1 >= w[1].1),
+            "heaviest first"
+        );
+        let c = luodi_models::e5::sparse_cosine(a, b);
+        cos.push(c);
+        if c < worst.0 {
+            worst = (c, t.chars().take(40).collect());
+        }
+    }
+    // the same features with weights within ~1 %: the 4-bit head amplifies the last digits
+    // of the token states (the dense vectors agree to 0.999), so a feature near a token's
+    // top-k line can swap with its neighbour
+    let mean = cos.iter().sum::<f32>() / cos.len() as f32;
+    assert!(mean >= 0.98, "mean sparse cosine {mean} < 0.98");
+    assert!(
+        worst.0 >= 0.93,
+        "sparse cosine {} < 0.93 for {:?}",
+        worst.0,
+        worst.1
+    );
+    // a question and the passage answering it share latent terms; an unrelated one fewer
+    let v = model.embed_sparse(
+        &[
+            "年假可以顺延到什么时候",
+            "员工当年未休完的年假可顺延至次年3月31日前使用。",
+            "The cafeteria opens at 7 am.",
+        ],
+        64,
+    );
+    let (near, far) = (
+        luodi_models::e5::sparse_cosine(&v[0], &v[1]),
+        luodi_models::e5::sparse_cosine(&v[0], &v[2]),
+    );
+    assert!(near > far, "{near} vs {far}");
+}
+
+#[test]
 fn e5_ranks_the_answering_passage_first() {
     let q = e5().embed_one("年假可以顺延到什么时候", EmbedKind::Query);
     let ps = e5().embed(

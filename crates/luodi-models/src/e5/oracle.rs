@@ -61,10 +61,25 @@ impl Oracle {
         } else {
             "passage"
         };
+        let (out, ms) = self.run(texts, &[mode.to_string(), repeat.max(1).to_string()])?;
+        let floats: Vec<f32> = out
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let dim = if texts.is_empty() {
+            0
+        } else {
+            floats.len() / texts.len()
+        };
+        Ok((floats.chunks(dim.max(1)).map(<[f32]>::to_vec).collect(), ms))
+    }
+
+    /// Runs the driver with `args` after the model path, `texts` NUL-separated on stdin; its
+    /// stdout and the milliseconds it reports.
+    fn run(&self, texts: &[&str], args: &[String]) -> Result<(Vec<u8>, f64), ModelError> {
         let mut child = Command::new(&self.exe)
             .arg(&self.model)
-            .arg(mode)
-            .arg(repeat.max(1).to_string())
+            .args(args)
             .env("OMP_NUM_THREADS", self.threads.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -96,16 +111,48 @@ impl Oracle {
                     .and_then(|v| v.trim().parse::<f64>().ok())
             })
             .unwrap_or(f64::NAN);
-        let floats: Vec<f32> = out
-            .stdout
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let dim = if texts.is_empty() {
-            0
-        } else {
-            floats.len() / texts.len()
+        Ok((out.stdout, ms))
+    }
+
+    /// Sparse vectors of `texts` through `e5_embed_sparse` with the head at `sae`, `repeat`
+    /// times; the vectors ((feature, weight) pairs, heaviest first) and the median time of one
+    /// pass over all texts in milliseconds.
+    pub fn embed_sparse(
+        &self,
+        texts: &[&str],
+        sae: &Path,
+        top_k: usize,
+        repeat: usize,
+    ) -> Result<(Vec<super::SparseVec>, f64), ModelError> {
+        let (out, ms) = self.run(
+            texts,
+            &[
+                "sparse".to_string(),
+                repeat.max(1).to_string(),
+                sae.display().to_string(),
+                top_k.to_string(),
+            ],
+        )?;
+        let word = |i: usize| -> Option<[u8; 4]> {
+            out.get(i * 4..i * 4 + 4).map(|c| [c[0], c[1], c[2], c[3]])
         };
-        Ok((floats.chunks(dim.max(1)).map(<[f32]>::to_vec).collect(), ms))
+        let mut vecs = Vec::with_capacity(texts.len());
+        let mut i = 0;
+        for _ in texts {
+            let n = word(i)
+                .map(i32::from_le_bytes)
+                .ok_or_else(|| ModelError::Permanent("e5ref: short sparse output".into()))?;
+            i += 1;
+            let mut v = Vec::with_capacity(n.max(0) as usize);
+            for _ in 0..n {
+                let (Some(j), Some(w)) = (word(i), word(i + 1)) else {
+                    return Err(ModelError::Permanent("e5ref: short sparse output".into()));
+                };
+                v.push((u32::from_le_bytes(j), f32::from_le_bytes(w)));
+                i += 2;
+            }
+            vecs.push(v);
+        }
+        Ok((vecs, ms))
     }
 }
