@@ -4,6 +4,7 @@ const $ = (id) => document.getElementById(id);
 let key = localStorage.getItem("luodi-key") || "";
 let me = null;
 let conversation = null;
+let writable = {};
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -43,6 +44,7 @@ function show(view) {
   for (const b of document.querySelectorAll("header nav button")) b.classList.toggle("on", b.dataset.view === view);
   if (view === "docs") loadDocs();
   if (view === "admin") loadAdmin();
+  if (view === "words") loadWords();
 }
 
 async function start() {
@@ -58,6 +60,7 @@ async function start() {
 
 async function loadKbs() {
   const kbs = (await api("/v1/kbs")).data;
+  writable = Object.fromEntries(kbs.map((k) => [k.name, k.writable]));
   const sel = $("kb");
   const keep = sel.value || localStorage.getItem("luodi-kb");
   sel.replaceChildren(...kbs.map((k) => el("option", { value: k.name }, k.name)));
@@ -177,6 +180,7 @@ async function ask(ev) {
     if (last) {
       const l = last.luodi;
       if (l.answer) box.answer.textContent = l.answer;
+      if (l.faq) box.answer.after(el("div", { class: "faq" }, "✓ 审核过的常见问题答案：" + l.faq.question));
       box.answer.classList.toggle("refused", l.refused);
       conversation = l.conversation_id;
       finishTurn(box, last.citations, l.turn, l.evidence);
@@ -236,6 +240,127 @@ async function pollJob(id) {
   else loadDocs();
 }
 
+// --- glossary, suggestions and FAQs of the chosen knowledge base ---------------------------
+
+/** The API under the chosen knowledge base: `kbApi("/glossary")` is /v1/kbs/{kb}/glossary. */
+function kbApi(sub, opts) {
+  return api("/v1/kbs/" + encodeURIComponent(kb()) + sub, opts);
+}
+
+const KINDS = { abbreviation: "缩写", synonym: "同义词", term: "业务术语" };
+
+function wordsStatus(text, error) {
+  $("words-status").textContent = text;
+  $("words-status").className = error ? "error" : "muted";
+}
+
+async function guarded(work) {
+  try { await work(); } catch (e) { wordsStatus(e.message, true); }
+}
+
+function importReport(r) {
+  let t = "导入 " + r.added + " 条";
+  if (r.problems.length) t += "；" + r.problems.length + " 行未导入：" + r.problems.map((p) => "第 " + p.row + " 行 " + p.reason).join("；");
+  wordsStatus(t, r.problems.length > 0);
+}
+
+async function loadWords() {
+  if (!kb()) return;
+  const canWrite = !!writable[kb()];
+  for (const e of document.querySelectorAll("#words .edit")) e.hidden = !canWrite;
+  await guarded(async () => {
+    const entries = (await kbApi("/glossary")).data;
+    $("entry-list").replaceChildren(...entries.map((e) => el("tr", {},
+      el("td", {}, "" + e.id),
+      el("td", {}, KINDS[e.kind] || e.kind),
+      el("td", {}, e.term),
+      el("td", {}, [e.forms.join("、"), e.definition || ""].filter(Boolean).join(" — ")),
+      el("td", { class: "muted" }, e.source),
+      el("td", {}, canWrite ? el("button", { onclick: () => guarded(async () => {
+        if (!confirm("删除词条 " + e.term + "？")) return;
+        await kbApi("/glossary/" + e.id, { method: "DELETE" });
+        wordsStatus("已删除 " + e.term);
+        loadWords();
+      }) }, "删除") : ""))));
+    const history = (await kbApi("/glossary/history")).data;
+    $("history-list").replaceChildren(...history.slice().reverse().map((c) => el("tr", {},
+      el("td", {}, "v" + c.version),
+      el("td", {}, new Date(c.at * 1000).toLocaleString()),
+      el("td", {}, c.by),
+      el("td", {}, c.action),
+      el("td", {}, c.entry.term + (c.entry.forms.length ? " → " + c.entry.forms.join("、") : "")))));
+    const faqs = (await kbApi("/faqs")).data;
+    $("faq-list").replaceChildren(...faqs.map((f) => el("tr", {},
+      el("td", {}, "" + f.id),
+      el("td", {}, f.question),
+      el("td", {}, f.answer),
+      el("td", { class: "muted" }, f.source),
+      el("td", {}, canWrite ? el("button", { onclick: () => guarded(async () => {
+        if (!confirm("删除常见问题 " + f.question + "？")) return;
+        await kbApi("/faqs/" + f.id, { method: "DELETE" });
+        wordsStatus("已删除常见问题 #" + f.id);
+        loadWords();
+      }) }, "删除") : ""))));
+  });
+}
+
+let suggestions = [];
+
+async function runSuggest() {
+  $("suggest-run").disabled = true;
+  wordsStatus("正在从文档中挖掘候选词条…");
+  await guarded(async () => {
+    suggestions = (await kbApi("/glossary/suggestions?limit=100")).data;
+    $("suggest-box").hidden = false;
+    $("suggest-all").checked = false;
+    $("suggest-list").replaceChildren(...suggestions.map((s, i) => el("tr", {},
+      el("td", {}, el("input", { type: "checkbox", "data-i": "" + i })),
+      el("td", {}, s.abbr), el("td", {}, s.full),
+      el("td", {}, { stated: "文中说明", together: "同时出现", predicted: "推测" }[s.evidence] || s.evidence),
+      el("td", {}, "" + s.count),
+      el("td", { class: "muted" }, s.example))));
+    wordsStatus(suggestions.length ? "找到 " + suggestions.length + " 条候选，勾选后采纳或拒绝" : "没有新的候选词条");
+  });
+  $("suggest-run").disabled = false;
+}
+
+async function decide(accept) {
+  const picked = [...document.querySelectorAll("#suggest-list input:checked")].map((c) => suggestions[+c.dataset.i]);
+  if (!picked.length) return wordsStatus("先勾选候选词条", true);
+  await guarded(async () => {
+    const pairs = picked.map((s) => ({ abbr: s.abbr, full: s.full, evidence: s.evidence }));
+    const r = await kbApi("/glossary/suggestions", { method: "POST", json: accept ? { accept: pairs } : { reject: pairs.map(({ abbr, full }) => ({ abbr, full })) } });
+    wordsStatus(accept ? "已采纳 " + r.added.length + " 条" : "已拒绝 " + r.rejected + " 条（不再推荐）");
+    await runSuggest();
+    loadWords();
+  });
+}
+
+function contentType(file) {
+  return /\.jsonl?$/i.test(file.name) ? "application/x-ndjson" : "text/csv";
+}
+
+async function importFile(input, sub) {
+  const file = input.files[0];
+  if (!file) return;
+  await guarded(async () => {
+    const r = await kbApi(sub, { method: "POST", body: await file.text(), headers: { "Content-Type": contentType(file) } });
+    importReport(r);
+    loadWords();
+  });
+  input.value = "";
+}
+
+async function exportGlossary(format) {
+  await guarded(async () => {
+    const r = await fetch("/v1/kbs/" + encodeURIComponent(kb()) + "/glossary?format=" + format, { headers: { Authorization: "Bearer " + key } });
+    if (!r.ok) throw new Error("导出失败：" + r.status);
+    const a = el("a", { href: URL.createObjectURL(await r.blob()), download: kb() + "-glossary." + format });
+    a.click();
+    URL.revokeObjectURL(a.href);
+  });
+}
+
 async function loadAdmin() {
   const kbs = (await api("/v1/kbs")).data;
   $("kb-list").replaceChildren(...kbs.map((k) => el("tr", {},
@@ -268,8 +393,9 @@ $("kb").addEventListener("change", () => {
   $("turns").replaceChildren();
   loadConversations();
   if (!$("docs").hidden) loadDocs();
+  if (!$("words").hidden) { $("suggest-box").hidden = true; loadWords(); }
 });
-$("new-conv").addEventListener("click", () => { conversation = null; $("turns").replaceChildren(); loadConversations(); });
+$("new-conv").addEventListener("click", () => { conversation = null; $("turns").replaceChildren(); $("source").hidden = true; loadConversations(); });
 $("ask-form").addEventListener("submit", ask);
 $("question").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask-form").requestSubmit(); } });
 $("source-close").addEventListener("click", () => { $("source").hidden = true; });
@@ -278,6 +404,37 @@ $("kb-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   await api("/v1/kbs", { method: "POST", json: { name: $("kb-name").value.trim() } });
   $("kb-name").value = ""; loadAdmin(); loadKbs();
+});
+$("entry-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    const kind = $("entry-kind").value;
+    const forms = $("entry-forms").value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean);
+    const definition = $("entry-definition").value.trim();
+    const body = { kind, term: $("entry-term").value.trim(), forms };
+    if (definition) body.definition = definition;
+    await kbApi("/glossary", { method: "POST", json: body });
+    wordsStatus("已添加 " + body.term);
+    for (const id of ["entry-term", "entry-forms", "entry-definition"]) $(id).value = "";
+    loadWords();
+  });
+});
+$("entry-file").addEventListener("change", () => importFile($("entry-file"), "/glossary/import"));
+$("faq-file").addEventListener("change", () => importFile($("faq-file"), "/faqs/import"));
+$("entry-export-csv").addEventListener("click", () => exportGlossary("csv"));
+$("entry-export-jsonl").addEventListener("click", () => exportGlossary("jsonl"));
+$("suggest-run").addEventListener("click", runSuggest);
+$("suggest-all").addEventListener("change", () => { for (const c of document.querySelectorAll("#suggest-list input")) c.checked = $("suggest-all").checked; });
+$("suggest-accept").addEventListener("click", () => decide(true));
+$("suggest-reject").addEventListener("click", () => decide(false));
+$("faq-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    await kbApi("/faqs", { method: "POST", json: { question: $("faq-question").value.trim(), answer: $("faq-answer").value.trim() } });
+    wordsStatus("已添加常见问题");
+    $("faq-question").value = ""; $("faq-answer").value = "";
+    loadWords();
+  });
 });
 $("key-form").addEventListener("submit", async (e) => {
   e.preventDefault();

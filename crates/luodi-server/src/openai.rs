@@ -146,6 +146,8 @@ fn luodi_fields(o: &Outcome) -> Value {
             "choices": a.choices,
             "standalone": a.standalone,
             "evidence": if a.refused { json!(a.evidence) } else { json!([]) },
+            // answered with a vetted FAQ's text, without generation
+            "faq": a.faq,
             "ttft_ms": a.ttft_ms,
             "total_ms": a.total_ms,
         }),

@@ -1376,8 +1376,28 @@ fn web_page_asks_streams_cites_and_stores_feedback_in_a_real_browser() {
         seen["source"].as_str().unwrap().contains("病假证明"),
         "{seen}"
     );
+    // the glossary and FAQ view: a mined pair accepted, an entry and a FAQ added by hand, the
+    // FAQ's question asked in other words answered with the vetted text, marked
+    assert!(
+        seen["suggestion"].as_str().unwrap().contains("沪分"),
+        "{seen}"
+    );
+    assert!(seen["entries"].as_u64().unwrap() >= 2, "{seen}");
+    assert!(seen["history"].as_u64().unwrap() >= 2, "{seen}");
+    assert!(
+        seen["faq_answer"].as_str().unwrap().contains("人事部审核"),
+        "{seen}"
+    );
+    assert!(
+        seen["faq_mark"]
+            .as_str()
+            .unwrap()
+            .contains("年假一年有几天"),
+        "{seen}"
+    );
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     assert!(shots.join("3-source.png").is_file());
+    assert!(shots.join("6-faq-answer.png").is_file());
     s.stop();
     // the thumbs-down is stored with its question, answer, citations and correction
     let fb = e.json(&["feedback", "list", "handbook", "--json"]);
@@ -1387,6 +1407,8 @@ fn web_page_asks_streams_cites_and_stores_feedback_in_a_real_browser() {
     assert!(f["answer"].as_str().unwrap().contains("10点"), "{fb}");
     assert_eq!(f["correction"], "病假须当天10点前告知主管");
     assert!(!f["citations"].as_array().unwrap().is_empty(), "{fb}");
+    let g = e.json(&["glossary", "list", "handbook", "--json"]);
+    assert!(g.to_string().contains("上海分公司"), "{g}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 // The web page in a real browser: Debian's chromium, driven by playwright-core.
-// ask → streamed answer with a citation → open the citation → thumbs-down with a correction.
+// ask → streamed answer with a citation → open the citation → thumbs-down with a correction;
+// then the glossary and FAQ view: mine suggestions and accept one, add an entry and a FAQ by
+// hand, and ask the FAQ's question again in other words — the vetted answer, marked.
 // Env: LUODI_URL, LUODI_KEY, SHOTS (folder for screenshots). Prints one JSON line.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -56,6 +58,39 @@ try {
   // the conversation is listed and reopens
   await page.waitForSelector("#convs li");
   seen.conversations = await page.locator("#convs li").count();
+
+  // glossary and FAQs
+  await page.click("header nav button[data-view=words]");
+  await page.waitForSelector("#words:not([hidden])");
+  await page.click("#suggest-run");
+  await page.waitForSelector("#suggest-list tr");
+  const row = page.locator("#suggest-list tr", { hasText: "上海分公司" }).first();
+  seen.suggestion = await row.textContent();
+  await row.locator("input[type=checkbox]").check();
+  await page.click("#suggest-accept");
+  await page.waitForSelector("#entry-list tr >> text=上海分公司");
+  await page.selectOption("#entry-kind", "synonym");
+  await page.fill("#entry-term", "病假");
+  await page.fill("#entry-forms", "因病请假，生病请假");
+  await page.click("#entry-form button");
+  await page.waitForSelector("#entry-list tr >> text=生病请假");
+  seen.entries = await page.locator("#entry-list tr").count();
+  await page.fill("#faq-question", "年假一年有几天？");
+  await page.fill("#faq-answer", "入职满一年后每年5至15天，按工龄计（人事部审核）。");
+  await page.click("#faq-form button");
+  await page.waitForSelector("#faq-list tr >> text=人事部审核");
+  await page.click("#history-box summary");
+  seen.history = await page.locator("#history-list tr").count();
+  await page.screenshot({ path: `${shots}/5-glossary-faq.png`, fullPage: true });
+
+  await page.click("header nav button[data-view=ask]");
+  await page.click("#new-conv");
+  await page.fill("#question", "一年能休几天年假？");
+  await page.click("#ask-button");
+  await page.waitForSelector(".turn .faq");
+  seen.faq_answer = await page.locator(".turn .a").first().textContent();
+  seen.faq_mark = await page.locator(".turn .faq").first().textContent();
+  await page.screenshot({ path: `${shots}/6-faq-answer.png` });
   seen.errors = errors;
 } finally {
   await browser.close();
