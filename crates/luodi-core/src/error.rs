@@ -19,6 +19,9 @@ pub enum Error {
     /// Input a person can fix: a bad name, flag, file or field.
     #[error("{0}")]
     InvalidInput(String),
+    /// An item named by its id that is not there (a glossary entry, a FAQ, …).
+    #[error("{0}")]
+    NotFound(String),
     /// A file that could not be read.
     #[error("{path}: {source}")]
     Io {
@@ -53,7 +56,11 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::UnknownKb(_) | Error::KbExists(_) | Error::InvalidInput(_) | Error::Io { .. }
+            Error::UnknownKb(_)
+                | Error::KbExists(_)
+                | Error::InvalidInput(_)
+                | Error::NotFound(_)
+                | Error::Io { .. }
         )
     }
 }

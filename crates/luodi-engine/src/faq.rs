@@ -392,7 +392,9 @@ impl Home {
             )
             .map_err(sql("faqs"))?;
         if n == 0 {
-            return Err(Error::InvalidInput(format!("{kb} has no FAQ #{id}")));
+            return Err(Error::NotFound(format!(
+                "knowledge base {kb:?} has no FAQ #{id}"
+            )));
         }
         crate::glossary::bump_words(&tx, kb)?;
         tx.commit().map_err(sql("faqs"))?;

@@ -574,7 +574,9 @@ impl Home {
             )
             .optional()
             .map_err(sql("glossary"))?
-            .ok_or_else(|| Error::InvalidInput(format!("{kb} has no glossary entry #{id}")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!("knowledge base {kb:?} has no glossary entry #{id}"))
+            })?;
         tx.execute("DELETE FROM glossary WHERE id = ?1", [id])
             .map_err(sql("glossary"))?;
         record(&tx, kb, by, "remove", &e)?;

@@ -125,6 +125,7 @@ impl From<luodi_core::Error> for ApiError {
                 ApiError::conflict(format!("knowledge base {name:?} already exists"))
             }
             E::InvalidInput(m) => ApiError::bad_request(m),
+            E::NotFound(m) => ApiError::not_found(m),
             other => {
                 // paths and library messages stay in the server's log
                 tracing::error!(error = %other, "request failed");

@@ -186,17 +186,6 @@ pub async fn glossary_remove(
     ApiPath((name, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<Value>, ApiError> {
     st.writable_kb(&key, &name)?;
-    if !st
-        .home
-        .glossary(&name)?
-        .entries()
-        .iter()
-        .any(|e| e.id == id)
-    {
-        return Err(ApiError::not_found(format!(
-            "knowledge base {name:?} has no glossary entry #{id}"
-        )));
-    }
     let by = who(&key);
     let removed = change(&st, move |h| h.glossary_remove(&name, id, &by)).await?;
     Ok(Json(json!(removed)))
@@ -386,11 +375,6 @@ pub async fn faq_remove(
     ApiPath((name, id)): ApiPath<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
     st.writable_kb(&key, &name)?;
-    if !st.home.faqs(&name)?.iter().any(|f| f.id == id) {
-        return Err(ApiError::not_found(format!(
-            "knowledge base {name:?} has no FAQ #{id}"
-        )));
-    }
     change(&st, move |h| h.faq_remove(&name, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
