@@ -158,7 +158,7 @@ fn cache_key(corpus: &[u8], cfg: &KbConfig, use_titles: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(corpus);
     h.update(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
-    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 8]);
+    h.update(&[use_titles as u8, luodi_index::SCHEMA_VERSION as u8, 9]);
     h.finalize().to_hex()[..24].to_string()
 }
 

@@ -74,7 +74,30 @@ fn has_cjk(text: &str) -> bool {
 /// Converts to simplified Chinese with phrase-level dictionaries (Taiwan and Hong Kong
 /// phrases included: 資料庫 → 数据库, 軟體 → 软件).
 pub fn to_simplified(text: &str) -> String {
-    convert_clauses(text, |c| convert(&TW2SP, BuiltinConfig::Tw2sp, c))
+    convert_clauses(text, tw2sp)
+}
+
+/// Simplified characters the Taiwan chain would change all the same: its variant table reads
+/// 么 as Taiwan's spelling of 幺, but 么 is the simplified form of 麼 — converting 简体 text
+/// (or a 简体 clause with one stray 繁體 character) would turn 什么 into 什幺. They are
+/// left as they are (`keep_list_is_what_the_dictionaries_imply` recomputes the list).
+const KEEP: &[char] = &['么'];
+
+/// OpenCC's Taiwan-phrase chain to simplified, leaving [`KEEP`] characters alone.
+fn tw2sp(text: &str) -> String {
+    if !text.contains(KEEP) {
+        return convert(&TW2SP, BuiltinConfig::Tw2sp, text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(KEEP) {
+        out.push_str(&convert(&TW2SP, BuiltinConfig::Tw2sp, &rest[..i]));
+        let c = rest[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[i + c.len_utf8()..];
+    }
+    out.push_str(&convert(&TW2SP, BuiltinConfig::Tw2sp, rest));
+    out
 }
 
 /// `text` with `simplify` applied only to the runs of clauses holding a character a
@@ -141,12 +164,12 @@ fn is_clause_end(c: char) -> bool {
 }
 
 fn simplify_to_fixed_point(text: &str) -> String {
-    let mut cur = convert(&TW2SP, BuiltinConfig::Tw2sp, text);
+    let mut cur = tw2sp(text);
     for _ in 0..3 {
         if !has_traditional(&cur) {
             break;
         }
-        let next = convert(&TW2SP, BuiltinConfig::Tw2sp, &cur);
+        let next = tw2sp(&cur);
         if next == cur {
             break;
         }
@@ -165,10 +188,17 @@ fn fold_variants(s: String) -> String {
 
 const HAN_LIMIT: u32 = 0x3_0000;
 
-/// Characters that the traditional→simplified chain changes on their own.
+/// Characters that the traditional→simplified chain changes on their own ([`KEEP`] aside).
 fn traditional_chars() -> &'static [u64] {
     static SET: OnceLock<Vec<u64>> = OnceLock::new();
-    SET.get_or_init(|| changed_chars(&[(&T2S, BuiltinConfig::T2s), (&TW2SP, BuiltinConfig::Tw2sp)]))
+    SET.get_or_init(|| {
+        let mut bits = changed_chars(&[(&T2S, BuiltinConfig::T2s), (&TW2SP, BuiltinConfig::Tw2sp)]);
+        for &c in KEEP {
+            let cp = c as u32;
+            bits[(cp / 64) as usize] &= !(1 << (cp % 64));
+        }
+        bits
+    })
 }
 
 /// Characters that the simplified→traditional chain changes on their own.
@@ -272,6 +302,54 @@ mod tests {
         assert_eq!(to_simplified("資料庫"), "数据库");
         assert_eq!(to_traditional("数据库", Variant::Taiwan), "資料庫");
         assert_eq!(to_simplified("軟體"), "软件");
+    }
+
+    #[test]
+    fn simplified_text_stays_as_it_is() {
+        for s in ["这是什么", "为什么要推动直饮？", "怎么办", "多么好", "著作"]
+        {
+            assert_eq!(to_simplified(s), s);
+        }
+        // a stray 繁體 character converts, its clause's 么 stays
+        assert_eq!(
+            to_simplified("先從公共場所著手，为什么"),
+            "先从公共场所着手，为什么"
+        );
+        assert_eq!(to_simplified("這是什麼？怎麼辦"), "这是什么？怎么办");
+        assert_eq!(fold_to_simplified("甚麼"), "甚么");
+        assert!(!has_traditional("什么"));
+    }
+
+    /// [`KEEP`] is every character that standard simplification produces (for another
+    /// character) and the Taiwan chain would still change (苧, which plain T2S also changes,
+    /// is a step of a chain, not a simplified form).
+    #[test]
+    fn keep_list_is_what_the_dictionaries_imply() {
+        let mut chars = Vec::new();
+        for r in [0x3400u32..=0x4DBF, 0x4E00..=0x9FFF, 0xF900..=0xFAFF] {
+            chars.extend(r.filter_map(char::from_u32));
+        }
+        let input: String = chars.iter().flat_map(|c| [*c, '\n']).collect();
+        let t2s = convert(&T2S, BuiltinConfig::T2s, &input);
+        let tw = convert(&TW2SP, BuiltinConfig::Tw2sp, &input);
+        let t2s: Vec<&str> = t2s.split('\n').collect();
+        let tw: Vec<&str> = tw.split('\n').collect();
+        let mut image = std::collections::HashSet::new();
+        for (c, out) in chars.iter().zip(&t2s) {
+            if *out != c.to_string() {
+                image.insert(*out);
+            }
+        }
+        let implied: Vec<char> = chars
+            .iter()
+            .zip(tw.iter().zip(&t2s))
+            .filter(|(c, (w, s))| {
+                let c = c.to_string();
+                **w != c && **s == c && image.contains(c.as_str())
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        assert_eq!(implied, KEEP);
     }
 
     #[test]
