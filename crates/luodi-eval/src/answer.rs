@@ -74,6 +74,10 @@ pub struct AnswerReport {
     /// Share of given answers whose cited passage holds a gold answer (a copy of a gold
     /// page under another id counts here, not in `citation_precision`).
     pub citation_support: Option<f64>,
+    /// Share of given answers citing a gold passage or a near-duplicate of one (the same
+    /// test `--unanswerable` removes them by: a pooled corpus repeats pages under other ids,
+    /// which its qrels do not list).
+    pub citation_precision_dup: Option<f64>,
     pub refusal_rate: f64,
     /// Refusals of answerable questions (with `--unanswerable`: the refusals decided before
     /// generation when the gold passages are present).
@@ -316,6 +320,20 @@ impl Corpus {
         Ok(Corpus { rows, by_id })
     }
 
+    /// Whether corpus row `id` is a gold passage or a near-duplicate of one.
+    fn near_gold(&self, id: &str, relevant: &HashMap<String, f64>) -> bool {
+        if relevant.contains_key(id) {
+            return true;
+        }
+        let Some(&row) = self.by_id.get(id) else {
+            return false;
+        };
+        relevant
+            .keys()
+            .filter_map(|k| self.by_id.get(k))
+            .any(|&g| near_duplicate(&self.rows[g].2, &self.rows[row].2))
+    }
+
     /// The documents to leave out so that `relevant` cannot be found: the gold passages,
     /// every passage with a gold passage's title, every near-duplicate of a gold passage.
     fn exclusions(&self, relevant: &HashMap<String, f64>) -> Vec<String> {
@@ -414,11 +432,10 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
     let (kb, _, _, _) = corpus_kb(data, ev.config, &ev.cache_dir, true)?;
     let embed = embedder_for(&kb, ev.ask.mode, &ev.embed_cache)?;
     let embed_ref = embed.as_ref().map(|(e, c)| (e as &dyn Embedder, c));
-    let corpus = if ev.unanswerable {
-        Some(Corpus::read(data)?)
-    } else {
-        None
-    };
+    // passages by id: near-duplicates of gold ones (removed with --unanswerable; counted
+    // beside the qrels' own ids in citation precision)
+    let all = Corpus::read(data)?;
+    let corpus = ev.unanswerable.then_some(&all);
     let generator: Option<Box<dyn Generator>> = if ev.evidence_only {
         None
     } else {
@@ -442,7 +459,7 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
     let n = questions.len();
     let (mut correct, mut f1_sum, mut refused, mut answered, mut cited_gold) =
         (0usize, 0.0f64, 0usize, 0usize, 0usize);
-    let mut cited_support = 0usize;
+    let (mut cited_support, mut cited_dup) = (0usize, 0usize);
     let (mut false_refused, mut evidence_hits, mut evidence_chars) = (0usize, 0usize, 0usize);
     let (mut answer_chars, mut prompt_tokens) = (0usize, 0usize);
     let (mut ttft, mut latency, mut retrieval) = (Vec::new(), Vec::new(), Vec::new());
@@ -521,6 +538,14 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
                             .contains_key(c.doc_key.strip_prefix("corpus#").unwrap_or(&c.doc_key))
                     }) {
                         cited_gold += 1;
+                    }
+                    if answer.citations.iter().any(|c| {
+                        all.near_gold(
+                            c.doc_key.strip_prefix("corpus#").unwrap_or(&c.doc_key),
+                            &q.relevant,
+                        )
+                    }) {
+                        cited_dup += 1;
                     }
                     let cited: Vec<(u64, f32)> =
                         answer.citations.iter().map(|c| (c.chunk_id, 0.0)).collect();
@@ -619,6 +644,11 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
             0.0
         } else {
             cited_support as f64 / answered as f64
+        }),
+        citation_precision_dup: model_metric(if answered == 0 {
+            0.0
+        } else {
+            cited_dup as f64 / answered as f64
         }),
         refusal_rate: refused as f64 / nf,
         false_refusal_rate: if ev.unanswerable {

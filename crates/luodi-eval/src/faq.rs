@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use luodi_core::{Embedder, Error, Result};
+use luodi_core::{Error, Result};
 use luodi_engine::faq::{candidates, Faq, FaqPolicy};
 use luodi_engine::matching::Matcher;
 use luodi_engine::EmbedCache;
@@ -148,15 +148,11 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     let same = |a: usize, b: usize| answer_of[a] == answer_of[b];
     let embedder = luodi_engine::E5Embedder::load(ev.threads)?;
     let cache = EmbedCache::open(&ev.embed_cache)?;
-    let vectors: Vec<Vec<f32>> = faqs
-        .iter()
-        .map(|f| cache.query(&embedder as &dyn Embedder, &f.question))
-        .collect::<Result<_>>()?;
-    let mut answers: Vec<Vec<f32>> = Vec::with_capacity(faqs.len());
-    for chunk in faqs.chunks(32) {
-        let texts: Vec<&str> = chunk.iter().map(|f| f.answer.as_str()).collect();
-        answers.extend(cache.passages(&embedder as &dyn Embedder, &texts)?);
-    }
+    let luodi_engine::faq::FaqVectors {
+        questions: vectors,
+        answers,
+        ..
+    } = luodi_engine::faq::FaqVectors::compute(&faqs, &embedder, &cache)?;
     // every question's candidates, with features (the matcher is fitted afterwards)
     let mut scored: Vec<Scored> = Vec::new();
     for q in &questions {
@@ -169,7 +165,7 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
                 ev.data.display()
             )));
         };
-        let qv = cache.query(&embedder as &dyn Embedder, &q.text)?;
+        let qv = luodi_engine::faq::question_vector(&q.text, &embedder, &cache)?;
         let cos_top = vectors
             .iter()
             .enumerate()
@@ -197,7 +193,7 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     }
     let mut neg_scored: Vec<Vec<(usize, Vec<f64>)>> = Vec::new();
     for (_, text) in &negatives {
-        let qv = cache.query(&embedder as &dyn Embedder, text)?;
+        let qv = luodi_engine::faq::question_vector(text, &embedder, &cache)?;
         neg_scored.push(candidates(
             text,
             &qv,

@@ -1214,11 +1214,12 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
     )?;
     writeln!(
         out,
-        "  questions {}  accuracy {}  F1 {}  citation precision {} (cited passage holds the answer: {})",
+        "  questions {}  accuracy {}  F1 {}  citation precision {} (a gold passage or a near-duplicate: {}; cited passage holds the answer: {})",
         r.questions,
         opt(r.accuracy, 4),
         opt(r.f1, 4),
         opt(r.citation_precision, 4),
+        opt(r.citation_precision_dup, 4),
         opt(r.citation_support, 4)
     )?;
     writeln!(
