@@ -309,6 +309,8 @@ impl Home {
             glossary,
             faqs,
             faq_vectors: Default::default(),
+            script: Default::default(),
+            match_script: true,
         })
     }
 }
@@ -333,6 +335,11 @@ pub struct Kb {
     pub faqs: Vec<crate::faq::Faq>,
     /// The FAQs' vectors, computed at the first question that needs them.
     pub faq_vectors: std::sync::OnceLock<crate::faq::FaqVectors>,
+    /// The script most of its documents are in, once known ([`Kb::documents_script`]).
+    pub script: std::sync::OnceLock<luodi_text::Script>,
+    /// Embed a question written in the other Chinese script in the documents' script
+    /// (on by default; off to measure without).
+    pub match_script: bool,
 }
 
 impl Kb {
@@ -350,6 +357,8 @@ impl Kb {
             glossary: Default::default(),
             faqs: Vec::new(),
             faq_vectors: Default::default(),
+            script: Default::default(),
+            match_script: true,
         })
     }
 

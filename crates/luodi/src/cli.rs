@@ -628,6 +628,14 @@ pub struct RetrievalArgs {
     /// shipped retrieval does not use it.
     #[arg(long)]
     pub sparse_weight: Option<f64>,
+    /// Ask the queries in this script (zh-hant or zh-hans: converted first), to measure
+    /// questions written in the other script than the documents.
+    #[arg(long)]
+    pub query_script: Option<String>,
+    /// Embed queries in the script they are asked in (the baseline of the documents'-script
+    /// conversion dense and hybrid search do by default).
+    #[arg(long)]
+    pub no_script_match: bool,
     /// Analyzer terms: any of w, u, b, t (see `kb create`).
     #[arg(long, default_value = "wubt")]
     pub analyzer: String,
@@ -1284,6 +1292,18 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
         use_titles: !a.no_titles,
         per_query: a.per_query,
         sparse_weight: a.sparse_weight,
+        query_script: match a.query_script.as_deref() {
+            None => None,
+            Some("zh-hant") => Some(luodi_text::Script::Traditional),
+            Some("zh-hans") => Some(luodi_text::Script::Simplified),
+            Some(other) => {
+                return Err(luodi_core::Error::InvalidInput(format!(
+                    "--query-script {other:?}: give zh-hant or zh-hans"
+                ))
+                .into())
+            }
+        },
+        no_script_match: a.no_script_match,
     };
     let r = luodi_eval::retrieval::run(&ev)?;
     let mut out = std::io::stdout().lock();

@@ -87,6 +87,20 @@ impl EmbeddedStore {
         })
     }
 
+    /// The texts of the first `limit` chunks (in id order): a sample to judge the documents'
+    /// script by.
+    pub fn text_sample(&self, limit: usize) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        let mut st = conn
+            .prepare_cached("SELECT text FROM chunks ORDER BY id LIMIT ?1")
+            .map_err(sql_err("text sample"))?;
+        let rows = st
+            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .map_err(sql_err("text sample"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err("text sample"))
+    }
+
     /// Up to `limit` chunks without a vector of `model`, in id order, each as the text to
     /// embed: title and heading path (when they add something) before the chunk text.
     pub fn chunks_without_vector(&self, model: &str, limit: usize) -> Result<Vec<(u64, String)>> {
