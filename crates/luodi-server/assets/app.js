@@ -264,6 +264,16 @@ function importReport(r) {
   wordsStatus(t, r.problems.length > 0);
 }
 
+/** A button that asks `what？`, then DELETEs `sub` under the knowledge base and reloads. */
+function removeButton(sub, what) {
+  return el("button", { onclick: () => guarded(async () => {
+    if (!confirm(what + "？")) return;
+    await kbApi(sub, { method: "DELETE" });
+    wordsStatus("已" + what);
+    loadWords();
+  }) }, "删除");
+}
+
 async function loadWords() {
   if (!kb()) return;
   const canWrite = !!writable[kb()];
@@ -276,12 +286,7 @@ async function loadWords() {
       el("td", {}, e.term),
       el("td", {}, [e.forms.join("、"), e.definition || ""].filter(Boolean).join(" — ")),
       el("td", { class: "muted" }, e.source),
-      el("td", {}, canWrite ? el("button", { onclick: () => guarded(async () => {
-        if (!confirm("删除词条 " + e.term + "？")) return;
-        await kbApi("/glossary/" + e.id, { method: "DELETE" });
-        wordsStatus("已删除 " + e.term);
-        loadWords();
-      }) }, "删除") : ""))));
+      el("td", {}, canWrite ? removeButton("/glossary/" + e.id, "删除词条 " + e.term) : ""))));
     const history = (await kbApi("/glossary/history")).data;
     $("history-list").replaceChildren(...history.slice().reverse().map((c) => el("tr", {},
       el("td", {}, "v" + c.version),
@@ -295,12 +300,7 @@ async function loadWords() {
       el("td", {}, f.question),
       el("td", {}, f.answer),
       el("td", { class: "muted" }, f.source),
-      el("td", {}, canWrite ? el("button", { onclick: () => guarded(async () => {
-        if (!confirm("删除常见问题 " + f.question + "？")) return;
-        await kbApi("/faqs/" + f.id, { method: "DELETE" });
-        wordsStatus("已删除常见问题 #" + f.id);
-        loadWords();
-      }) }, "删除") : ""))));
+      el("td", {}, canWrite ? removeButton("/faqs/" + f.id, "删除常见问题 " + f.question) : ""))));
   });
 }
 

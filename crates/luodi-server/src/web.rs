@@ -59,8 +59,10 @@ mod tests {
     #[test]
     fn the_page_calls_only_routes_the_server_has_and_names_only_its_own_elements() {
         let routes = routes();
-        // kbApi("/glossary/" + id) is /v1/kbs/{kb}/glossary/{id}; a query string is dropped
-        let kb_calls = literals_after(super::SCRIPT, "kbApi(\"");
+        // kbApi("/glossary/" + id) (and removeButton's) is /v1/kbs/{kb}/glossary/{id}; a query
+        // string is dropped
+        let mut kb_calls = literals_after(super::SCRIPT, "kbApi(\"");
+        kb_calls.extend(literals_after(super::SCRIPT, "removeButton(\""));
         assert!(kb_calls.len() >= 8, "{kb_calls:?}");
         for sub in kb_calls {
             let sub = sub.split('?').next().unwrap_or(sub);

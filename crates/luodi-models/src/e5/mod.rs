@@ -216,14 +216,7 @@ impl E5Model {
         let contents: Vec<Vec<u32>> = self
             .pool
             .install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect());
-        let mut windows = Vec::new();
-        for (i, c) in contents.iter().enumerate() {
-            let nw = c.len().div_ceil(wmax).max(1);
-            for w in 0..nw {
-                let a = w * wmax;
-                windows.push((i, a, (a + wmax).min(c.len())));
-            }
-        }
+        let windows = windows(&contents, wmax);
         let mut pooled = vec![vec![0f32; n]; texts.len()];
         let h = self.hidden;
         let mut w0 = 0;
@@ -339,15 +332,7 @@ impl E5Model {
                 .map(|t| self.tokenizer.encode(&format!("{}{t}", kind.prefix())))
                 .collect()
         });
-        // windows: (text, content range)
-        let mut windows = Vec::new();
-        for (i, c) in contents.iter().enumerate() {
-            let n = c.len().div_ceil(wmax).max(1);
-            for w in 0..n {
-                let a = w * wmax;
-                windows.push((i, a, (a + wmax).min(c.len())));
-            }
-        }
+        let windows = windows(&contents, wmax);
         let mut sums = vec![vec![0f32; h]; texts.len()];
         let mut weights = vec![0f64; texts.len()];
         let mut w0 = 0;
@@ -585,6 +570,19 @@ impl E5Model {
                 .for_each(|(xr, yr)| layer_norm(xr, Some(yr), w, b, eps));
         });
     }
+}
+
+/// Each text's content tokens cut into windows of at most `wmax`: (text, start, end); an
+/// empty text still gets one (empty) window.
+fn windows(contents: &[Vec<u32>], wmax: usize) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    for (i, c) in contents.iter().enumerate() {
+        for w in 0..c.len().div_ceil(wmax).max(1) {
+            let a = w * wmax;
+            out.push((i, a, (a + wmax).min(c.len())));
+        }
+    }
+    out
 }
 
 /// The `k` largest positive values of `vals` with their indices, in no particular order.
