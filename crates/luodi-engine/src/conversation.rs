@@ -403,8 +403,15 @@ impl Home {
             confidence: answer.confidence,
             ttft_ms: answer.ttft_ms,
             total_ms: answer.total_ms,
-            model: generator.name().to_owned(),
-            model_fingerprint: generator.fingerprint(),
+            // a vetted FAQ's answer is traced to the FAQ, not to the model that did not run
+            model: match &answer.faq {
+                Some(_) => "faq".to_owned(),
+                None => generator.name().to_owned(),
+            },
+            model_fingerprint: match &answer.faq {
+                Some(f) => format!("faq#{}", f.id),
+                None => generator.fingerprint(),
+            },
             kb_version: kb.store.version()?,
             created_at: now_secs(),
         };

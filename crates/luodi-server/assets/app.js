@@ -87,6 +87,7 @@ async function openConversation(id) {
     const box = turnBox(t.question);
     box.answer.textContent = t.answer;
     box.answer.classList.toggle("refused", t.refused);
+    if (t.model === "faq") box.answer.after(el("div", { class: "faq" }, "✓ 审核过的常见问题答案"));
     finishTurn(box, t.citations, t.seq, t.refused ? [] : null);
   }
   loadConversations();

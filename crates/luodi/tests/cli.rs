@@ -1398,6 +1398,10 @@ fn web_page_asks_streams_cites_and_stores_feedback_in_a_real_browser() {
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     assert!(shots.join("3-source.png").is_file());
     assert!(shots.join("6-faq-answer.png").is_file());
+    assert!(
+        seen["faq_reopened"].as_str().unwrap().contains("审核过"),
+        "{seen}"
+    );
     s.stop();
     // the thumbs-down is stored with its question, answer, citations and correction
     let fb = e.json(&["feedback", "list", "handbook", "--json"]);

@@ -91,6 +91,11 @@ try {
   seen.faq_answer = await page.locator(".turn .a").first().textContent();
   seen.faq_mark = await page.locator(".turn .faq").first().textContent();
   await page.screenshot({ path: `${shots}/6-faq-answer.png` });
+  // reopened, the turn still says where its answer came from
+  await page.click("#new-conv");
+  await page.click("#convs li >> text=一年能休几天年假");
+  await page.waitForSelector(".turn .faq");
+  seen.faq_reopened = await page.locator(".turn .faq").first().textContent();
   seen.errors = errors;
 } finally {
   await browser.close();
