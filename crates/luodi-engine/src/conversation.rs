@@ -391,6 +391,11 @@ impl Home {
             Some(c) => format!("{}（{}={}）", answer.standalone, c.key, c.value),
             None => answer.standalone.clone(),
         };
+        // a vetted FAQ's answer is traced to the FAQ, not to the model that did not run
+        let (model, model_fingerprint) = match &answer.faq {
+            Some(f) => ("faq".to_owned(), format!("faq#{}", f.id)),
+            None => (generator.name().to_owned(), generator.fingerprint()),
+        };
         let turn = Turn {
             seq: 0,
             question: question.trim().to_owned(),
@@ -403,15 +408,8 @@ impl Home {
             confidence: answer.confidence,
             ttft_ms: answer.ttft_ms,
             total_ms: answer.total_ms,
-            // a vetted FAQ's answer is traced to the FAQ, not to the model that did not run
-            model: match &answer.faq {
-                Some(_) => "faq".to_owned(),
-                None => generator.name().to_owned(),
-            },
-            model_fingerprint: match &answer.faq {
-                Some(f) => format!("faq#{}", f.id),
-                None => generator.fingerprint(),
-            },
+            model,
+            model_fingerprint,
             kb_version: kb.store.version()?,
             created_at: now_secs(),
         };

@@ -260,8 +260,13 @@ impl Kb {
         if let Some(s) = self.script.get() {
             return Ok(*s);
         }
-        let sample = self.store.text_sample(64)?.join("\n");
-        let s = luodi_text::detect_script(&sample);
+        let sample: Vec<String> = self
+            .store
+            .passages(64)?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let s = luodi_text::detect_script(&sample.join("\n"));
         if matches!(s, Script::Simplified | Script::Traditional) {
             let _ = self.script.set(s);
         }

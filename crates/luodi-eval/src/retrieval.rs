@@ -335,7 +335,22 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         None => None,
     };
     let mut sparse_mrr = 0.0;
-    let prefix = "corpus#";
+    // chunk hits → documents (corpus ids), best chunk first
+    let documents = |ids: &[(u64, f32)]| -> Result<Vec<String>> {
+        let mut seen = HashSet::new();
+        Ok(kb
+            .store
+            .fetch(ids)?
+            .into_iter()
+            .map(|h| {
+                h.doc_key
+                    .strip_prefix("corpus#")
+                    .unwrap_or(&h.doc_key)
+                    .to_owned()
+            })
+            .filter(|d| seen.insert(d.clone()))
+            .collect())
+    };
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut lat = Vec::with_capacity(selected.len());
     let mut per_query = Vec::new();
@@ -354,42 +369,15 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         let ids = match (&sparse, ev.sparse_weight) {
             (Some(sp), Some(w)) => {
                 let alone = sp.rank(text, 200);
-                let first: Vec<u64> = ids.iter().map(|x| x.0).collect();
-                let docs = kb
-                    .store
-                    .fetch(&alone.iter().map(|id| (*id, 0.0)).collect::<Vec<_>>())?;
-                let mut seen = HashSet::new();
-                let ranked: Vec<&str> = docs
-                    .iter()
-                    .map(|h| h.doc_key.strip_prefix(prefix).unwrap_or(&h.doc_key))
-                    .filter(|d| seen.insert(*d))
-                    .collect();
-                if let Some(pos) = ranked.iter().take(10).position(|d| rel.contains_key(*d)) {
-                    sparse_mrr += 1.0 / (pos as f64 + 1.0);
-                }
-                let k = ev.fusion.rrf_k.unwrap_or(60.0) as f64;
-                crate::sparse::fuse(&first, &alone, w, k)
-                    .into_iter()
-                    .take(200)
-                    .map(|id| (id, 0.0))
-                    .collect()
+                sparse_mrr += mrr_at_10(&documents(&alone)?, rel);
+                let k = ev.fusion.rrf_k.unwrap_or(60.0);
+                let mut fused = luodi_engine::retrieve::fuse(&[(&ids, 1.0), (&alone, w as f32)], k);
+                fused.truncate(200);
+                fused
             }
             _ => ids,
         };
-        let hits = kb.store.fetch(&ids)?;
-        // chunk hits → documents, best chunk first
-        let mut ranked: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
-        for h in hits {
-            let id = h
-                .doc_key
-                .strip_prefix(prefix)
-                .unwrap_or(&h.doc_key)
-                .to_owned();
-            if seen.insert(id.clone()) {
-                ranked.push(id);
-            }
-        }
+        let ranked = documents(&ids)?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         let nrel = rel.len() as f64;
         let found = |k: usize| {
@@ -400,9 +388,7 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
                 .count() as f64
                 / nrel
         };
-        if let Some(pos) = ranked.iter().take(10).position(|d| rel.contains_key(d)) {
-            mrr += 1.0 / (pos as f64 + 1.0);
-        }
+        mrr += mrr_at_10(&ranked, rel);
         if ev.per_query.is_some() {
             let rank = ranked
                 .iter()
@@ -465,6 +451,15 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         analyzer: ev.config.analyzer.letters(),
         sparse_mrr10: sparse.is_some().then_some(sparse_mrr / n),
     })
+}
+
+/// 1 / the rank of the first relevant document in the top 10 (0 when none is).
+fn mrr_at_10(ranked: &[String], rel: &HashMap<String, f64>) -> f64 {
+    ranked
+        .iter()
+        .take(10)
+        .position(|d| rel.contains_key(d))
+        .map_or(0.0, |pos| 1.0 / (pos as f64 + 1.0))
 }
 
 /// The embedder and cache a mode needs (none for BM25), with the corpus embedded.

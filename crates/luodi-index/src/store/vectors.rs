@@ -87,44 +87,50 @@ impl EmbeddedStore {
         })
     }
 
-    /// The texts of the first `limit` chunks (in id order): a sample to judge the documents'
-    /// script by.
-    pub fn text_sample(&self, limit: usize) -> Result<Vec<String>> {
-        let conn = self.conn()?;
-        let mut st = conn
-            .prepare_cached("SELECT text FROM chunks ORDER BY id LIMIT ?1")
-            .map_err(sql_err("text sample"))?;
-        let rows = st
-            .query_map([limit as i64], |r| r.get::<_, String>(0))
-            .map_err(sql_err("text sample"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql_err("text sample"))
+    /// The first `limit` chunks (in id order), each as the text to embed: title and heading
+    /// path (when they add something) before the chunk text.
+    pub fn passages(&self, limit: usize) -> Result<Vec<(u64, String)>> {
+        self.query_passages(
+            "SELECT c.id, d.title, c.heading_path, c.text FROM chunks c
+             JOIN documents d ON d.id = c.document_id ORDER BY c.id LIMIT ?1",
+            params![i64::try_from(limit).unwrap_or(i64::MAX)],
+            "passages",
+        )
     }
 
-    /// Up to `limit` chunks without a vector of `model`, in id order, each as the text to
-    /// embed: title and heading path (when they add something) before the chunk text.
+    /// Up to `limit` chunks without a vector of `model`, in id order, as [`Self::passages`].
     pub fn chunks_without_vector(&self, model: &str, limit: usize) -> Result<Vec<(u64, String)>> {
+        self.query_passages(
+            "SELECT c.id, d.title, c.heading_path, c.text FROM chunks c
+             JOIN documents d ON d.id = c.document_id
+             LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ?1
+             WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?2",
+            params![model, i64::try_from(limit).unwrap_or(i64::MAX)],
+            "pending vectors",
+        )
+    }
+
+    /// Runs `sql` (selecting id, title, heading path, text) and builds each row's passage text.
+    fn query_passages(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        what: &'static str,
+    ) -> Result<Vec<(u64, String)>> {
         let conn = self.conn()?;
-        let mut st = conn
-            .prepare_cached(
-                "SELECT c.id, d.title, c.heading_path, c.text FROM chunks c
-                 JOIN documents d ON d.id = c.document_id
-                 LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ?1
-                 WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?2",
-            )
-            .map_err(sql_err("pending vectors"))?;
+        let mut st = conn.prepare_cached(sql).map_err(sql_err(what))?;
         let rows = st
-            .query_map(params![model, limit as i64], |r| {
+            .query_map(args, |r| {
                 let id: i64 = r.get(0)?;
                 let title: String = r.get(1)?;
                 let headings: String = r.get(2)?;
                 let text: String = r.get(3)?;
                 Ok((id as u64, title, headings, text))
             })
-            .map_err(sql_err("pending vectors"))?;
+            .map_err(sql_err(what))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, title, headings, text) = row.map_err(sql_err("pending vectors"))?;
+            let (id, title, headings, text) = row.map_err(sql_err(what))?;
             let headings: Vec<String> = serde_json::from_str(&headings).unwrap_or_default();
             out.push((id, passage_text(&title, &headings, &text)));
         }
