@@ -92,6 +92,44 @@ pub struct AnswerReport {
     pub latency_p50_ms: Option<f64>,
     pub retrieval_p50_ms: f64,
     pub seconds: f64,
+    /// With `--unanswerable`: for each refusal threshold, the share of questions refused
+    /// before generation without their gold passages (the right call) and with them (a false
+    /// refusal) — the table the shipped threshold is read from on the tuning splits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusal_sweep: Vec<SweepPoint>,
+}
+
+/// One refusal threshold and what it would do (decided before generation).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SweepPoint {
+    pub threshold: f32,
+    /// Share of the questions refused with their gold passages left out.
+    pub refusal: f64,
+    /// Share of the same questions refused with their gold passages present.
+    pub false_refusal: f64,
+}
+
+/// Thresholds the sweep covers.
+const SWEEP: std::ops::RangeInclusive<u32> = 16..=36;
+const SWEEP_STEP: f32 = 0.025;
+
+/// What each threshold would refuse, from the confidences of the questions with
+/// (`answerable`) and without (`unanswerable`) their gold passages; `None` is a question
+/// with no evidence at all, refused at any threshold.
+pub fn refusal_sweep(answerable: &[Option<f32>], unanswerable: &[Option<f32>]) -> Vec<SweepPoint> {
+    let share = |v: &[Option<f32>], t: f32| {
+        v.iter().filter(|c| c.is_none_or(|c| c < t)).count() as f64 / v.len().max(1) as f64
+    };
+    SWEEP
+        .map(|i| {
+            let t = i as f32 * SWEEP_STEP;
+            SweepPoint {
+                threshold: t,
+                refusal: share(unanswerable, t),
+                false_refusal: share(answerable, t),
+            }
+        })
+        .collect()
 }
 
 /// The text an answer is compared on: citation markers, spaces and punctuation removed,
@@ -463,6 +501,8 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
     let (mut false_refused, mut evidence_hits, mut evidence_chars) = (0usize, 0usize, 0usize);
     let (mut answer_chars, mut prompt_tokens) = (0usize, 0usize);
     let (mut ttft, mut latency, mut retrieval) = (Vec::new(), Vec::new(), Vec::new());
+    // confidences with and without the gold passages (None: no evidence), for the sweep
+    let (mut conf_answerable, mut conf_unanswerable) = (Vec::new(), Vec::new());
     for (qi, q) in questions.iter().enumerate() {
         let golds = &answers[&q.id];
         let mut opts = ev.ask.clone();
@@ -482,6 +522,7 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
             let p = kb.prepare_in(&q.text, &history, embed_ref, &opts)?;
             answerable_refused = Some(p.refuse);
             answerable_signals = Some(p.signals);
+            conf_answerable.push((!p.evidence.is_empty()).then_some(p.confidence));
             if p.refuse {
                 false_refused += 1;
             }
@@ -494,6 +535,9 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
         let t0 = Instant::now();
         let prepared = kb.prepare_in(&q.text, &history, embed_ref, &opts)?;
         retrieval.push(prepared.retrieval_ms);
+        if corpus.is_some() {
+            conf_unanswerable.push((!prepared.evidence.is_empty()).then_some(prepared.confidence));
+        }
         let ev_text: String = prepared
             .evidence
             .iter()
@@ -580,6 +624,17 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
                     .collect::<Vec<_>>());
                 line["prompt_tokens"] = serde_json::json!(answer.prompt_tokens);
                 line["span_prob"] = serde_json::json!(answer.span_prob);
+                if !answer.alternatives.is_empty() {
+                    line["alternatives"] = serde_json::json!(answer
+                        .alternatives
+                        .iter()
+                        .map(|a| {
+                            let mut v = serde_json::json!(a);
+                            v["correct"] = serde_json::json!(judge(&a.quote, golds).0);
+                            v
+                        })
+                        .collect::<Vec<_>>());
+                }
                 line["ttft_ms"] = serde_json::json!(answer.ttft_ms);
                 line["total_ms"] = serde_json::json!(answer.total_ms);
             }
@@ -665,6 +720,11 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
         latency_p50_ms: model_metric(quantile(&latency, 0.5)),
         retrieval_p50_ms: quantile(&retrieval, 0.5),
         seconds: started.elapsed().as_secs_f64(),
+        refusal_sweep: if ev.unanswerable {
+            refusal_sweep(&conf_answerable, &conf_unanswerable)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -694,6 +754,34 @@ mod tests {
         assert_eq!(f1("abc", "xyz"), 0.0);
         let v = f1("锣鼓点", "锣鼓");
         assert!(v > 0.7 && v < 0.9, "{v}");
+    }
+
+    #[test]
+    fn the_refusal_sweep_counts_what_each_threshold_refuses() {
+        // confidences with the gold passages (answerable) and without them; None: no evidence
+        let answerable = [Some(0.9), Some(0.7), Some(0.5), None];
+        let unanswerable = [Some(0.3), Some(0.6), Some(0.8), None];
+        let sweep = refusal_sweep(&answerable, &unanswerable);
+        let at = |t: f32| {
+            *sweep
+                .iter()
+                .find(|p| (p.threshold - t).abs() < 1e-4)
+                .expect("threshold swept")
+        };
+        // below 0.4: only the question with no evidence
+        assert_eq!(at(0.4).refusal, 0.5);
+        assert_eq!(at(0.4).false_refusal, 0.25);
+        // 0.65 refuses 0.3 and 0.6 (and no evidence); of the answerable, 0.5 and no evidence
+        assert_eq!(at(0.65).refusal, 0.75);
+        assert_eq!(at(0.65).false_refusal, 0.5);
+        assert_eq!(at(0.9).refusal, 1.0);
+        // more refusals as the threshold rises, never fewer
+        assert!(sweep
+            .windows(2)
+            .all(|w| w[0].refusal <= w[1].refusal && w[0].false_refusal <= w[1].false_refusal));
+        // the shipped threshold is one the table shows
+        let shipped = luodi_engine::AskOptions::default().refuse_below;
+        assert!(sweep.iter().any(|p| (p.threshold - shipped).abs() < 1e-4));
     }
 
     #[test]

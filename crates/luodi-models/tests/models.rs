@@ -264,6 +264,73 @@ fn llm_generates_with_the_chat_template_and_reuses_the_system_prompt() {
 }
 
 #[test]
+fn llm_quotes_the_evidence_and_decodes_alternative_quotes() {
+    let g = llm();
+    let evidence = "员工入职满一年后享有5天带薪年假。当年未休的年假可顺延至次年3月31日，逾期作废。加班可以调休。";
+    let messages = [
+        ChatMessage::system("只根据资料回答，直接摘录资料中能回答问题的最短原文。"),
+        ChatMessage::user(format!(
+            "资料：\n[1] {evidence}\n问题：没休完的年假最晚什么时候要休完？"
+        )),
+    ];
+    let greedy_params = GenParams {
+        max_tokens: 32,
+        spans: vec![evidence.to_string()],
+        ..GenParams::default()
+    };
+    let greedy = g
+        .chat(&messages, &greedy_params, &mut |_| true)
+        .expect("generates");
+    assert!(
+        !greedy.text.is_empty() && evidence.contains(&greedy.text),
+        "{:?}",
+        greedy.text
+    );
+    assert!(greedy.alternatives.is_empty(), "one quote asked for");
+    let params = GenParams {
+        span_candidates: 3,
+        ..greedy_params.clone()
+    };
+    let mut shown = String::new();
+    let several = g
+        .chat(&messages, &params, &mut |t| {
+            shown.push_str(t);
+            true
+        })
+        .expect("generates");
+    // the greedy quote comes first and is the one shown; the others start elsewhere
+    assert_eq!(several.text, greedy.text);
+    assert_eq!(shown, greedy.text, "only the first quote is streamed");
+    assert!(
+        (2..=3).contains(&several.alternatives.len()),
+        "{:?}",
+        several.alternatives
+    );
+    assert_eq!(several.alternatives[0].text, greedy.text);
+    let mut firsts = Vec::new();
+    for a in &several.alternatives {
+        assert!(
+            !a.text.is_empty() && evidence.contains(&a.text),
+            "{:?}",
+            a.text
+        );
+        assert!(a.logprob <= 0.0 && a.tokens >= 1, "{a:?}");
+        firsts.push(a.text.chars().next());
+    }
+    firsts.dedup();
+    assert_eq!(
+        firsts.len(),
+        several.alternatives.len(),
+        "different first characters"
+    );
+    // the cache went back to the prompt between quotes: asking again gives the same answer
+    let again = g
+        .chat(&messages, &greedy_params, &mut |_| true)
+        .expect("generates");
+    assert_eq!(again.text, greedy.text);
+}
+
+#[test]
 fn llm_stops_at_stop_strings_and_max_tokens() {
     let g = llm();
     let params = GenParams {

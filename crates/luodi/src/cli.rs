@@ -699,6 +699,9 @@ pub struct AnswerArgs {
     /// Confidence below which a question is refused before generation.
     #[arg(long)]
     pub refuse_below: Option<f32>,
+    /// Quotes the model decodes from different first tokens to choose between
+    #[arg(long)]
+    pub span_candidates: Option<usize>,
     /// Generate freely instead of quoting a span of the evidence.
     #[arg(long)]
     pub free: bool,
@@ -1185,6 +1188,7 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
             refuse_below: a.refuse_below.unwrap_or(d.refuse_below),
             max_tokens: a.max_tokens.unwrap_or(d.max_tokens),
             extractive: !a.free,
+            span_candidates: a.span_candidates.unwrap_or(d.span_candidates),
             ..d
         },
         model: a.model,
@@ -1199,6 +1203,7 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
         progress: !quiet,
         ignore_context: a.ignore_context,
     };
+    let ev_refuse_below = ev.ask.refuse_below;
     let r = luodi_eval::answer::run(&ev)?;
     let mut out = std::io::stdout().lock();
     let opt = |v: Option<f64>, digits: usize| {
@@ -1249,6 +1254,26 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
         r.retrieval_p50_ms,
         r.seconds
     )?;
+    if !r.refusal_sweep.is_empty() {
+        writeln!(
+            out,
+            "  refusal before generation by threshold (without gold passages / with them):"
+        )?;
+        for p in &r.refusal_sweep {
+            writeln!(
+                out,
+                "    {:.3}  refused {:.3}  false refusal {:.3}{}",
+                p.threshold,
+                p.refusal,
+                p.false_refusal,
+                if (p.threshold - ev_refuse_below).abs() < 1e-4 {
+                    "  ← this run"
+                } else {
+                    ""
+                }
+            )?;
+        }
+    }
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
     }

@@ -20,7 +20,8 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::{
-    ChatMessage, FinishReason, GenParams, Generation, Generator, OnText, SpanConstraint, StopFilter,
+    ChatMessage, FinishReason, GenParams, Generation, Generator, OnText, SpanAnswer,
+    SpanConstraint, StopFilter,
 };
 use crate::ModelError;
 
@@ -380,23 +381,10 @@ impl LlamaGenerator {
             self.save_prompt_cache(session);
         }
 
-        let mut sampler = if params.temperature <= 0.0 {
-            LlamaSampler::greedy()
-        } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::top_p(params.top_p.clamp(0.0, 1.0), 1),
-                LlamaSampler::temp(params.temperature),
-                LlamaSampler::dist(params.seed),
-            ])
-        };
         let vocab = self.model.vocab();
-        let mut filter = StopFilter::new(&params.stop);
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut finish = FinishReason::Length;
-        let mut n_out = 0usize;
         let t1 = Instant::now();
-        let mut logits_idx = batch.n_tokens() - 1;
-        let mut spans = (!params.spans.is_empty()).then(|| {
+        let first_idx = batch.n_tokens() - 1;
+        let spans = (!params.spans.is_empty()).then(|| {
             let c = SpanConstraint::new(&params.spans);
             // the tokens whose text occurs in the spans: the only ones ever allowed
             let table = self.vocab_table();
@@ -421,99 +409,199 @@ impl LlamaGenerator {
                         }
                 })
                 .collect();
-            (c, candidates, table)
+            (candidates, table)
         });
-        let (mut span_logprob_sum, mut span_tokens) = (0.0f32, 0usize);
-        while n_out < params.max_tokens {
-            let token = match &mut spans {
-                Some((c, candidates, table)) => {
-                    let logits = session.ctx.get_logits_ith(logits_idx);
-                    let end_logit = table
-                        .eog
-                        .iter()
-                        .map(|&t| logits.get(t).copied().unwrap_or(f32::MIN))
-                        .fold(f32::MIN, f32::max);
-                    candidates.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-                    let pick = c.choose(
-                        candidates
-                            .iter()
-                            .map(|&i| (i, logits[i], table.pieces[i].as_slice())),
-                        end_logit,
-                    );
-                    match pick {
-                        Some(i) => {
-                            // log-softmax of the chosen token over the whole vocabulary
-                            let max = logits.iter().copied().fold(f32::MIN, f32::max);
-                            let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-                            span_logprob_sum += logits[i] - max - sum.ln();
-                            span_tokens += 1;
-                            c.advance(&table.pieces[i]);
-                            LlamaToken::new(i as i32)
-                        }
-                        None => {
-                            finish = FinishReason::Stop;
-                            break;
-                        }
+        let log_softmax = |logits: &[f32], i: usize| {
+            let max = logits.iter().copied().fold(f32::MIN, f32::max);
+            let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+            logits[i] - max - sum.ln()
+        };
+        // the first tokens each answer starts with (None: the greedy choice); with several,
+        // the most likely allowed tokens that do not begin with the same character
+        let firsts: Vec<Option<(usize, f32)>> = match &spans {
+            Some((candidates, table)) if params.span_candidates > 1 => {
+                let logits = session.ctx.get_logits_ith(first_idx);
+                let c = SpanConstraint::new(&params.spans);
+                let mut sorted = candidates.clone();
+                sorted.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+                let mut out: Vec<Option<(usize, f32)>> = Vec::new();
+                let mut leads: Vec<&[u8]> = Vec::new();
+                for i in sorted {
+                    let piece = table.pieces[i].as_slice();
+                    // the bytes of its first character
+                    let width = match piece.first() {
+                        Some(&b) if b < 0x80 => 1,
+                        Some(&b) if b < 0xE0 => 2,
+                        Some(&b) if b < 0xF0 => 3,
+                        _ => 4,
+                    };
+                    let lead = &piece[..width.min(piece.len())];
+                    if !c.allows(piece) || leads.contains(&lead) {
+                        continue;
+                    }
+                    leads.push(lead);
+                    out.push(Some((i, log_softmax(logits, i))));
+                    if out.len() >= params.span_candidates {
+                        break;
                     }
                 }
-                None => {
-                    let token = sampler.sample(&session.ctx, logits_idx);
-                    sampler.accept(token);
-                    token
+                if out.is_empty() {
+                    vec![None]
+                } else {
+                    out
                 }
+            }
+            _ => vec![None],
+        };
+        let prompt_len = session.cached.len();
+        let mut primary: Option<(String, FinishReason, usize, Option<f32>)> = None;
+        let mut alternatives: Vec<SpanAnswer> = Vec::new();
+        for (run, forced) in firsts.iter().enumerate() {
+            if run > 0 {
+                // back to the end of the prompt for the next answer
+                let ok = session
+                    .ctx
+                    .clear_kv_cache_seq(Some(0), Some(prompt_len as u32), None)
+                    .unwrap_or(false);
+                if !ok {
+                    break;
+                }
+                session.cached.truncate(prompt_len);
+            }
+            let mut sampler = if params.temperature <= 0.0 {
+                LlamaSampler::greedy()
+            } else {
+                LlamaSampler::chain_simple([
+                    LlamaSampler::top_p(params.top_p.clamp(0.0, 1.0), 1),
+                    LlamaSampler::temp(params.temperature),
+                    LlamaSampler::dist(params.seed),
+                ])
             };
-            if vocab.is_eog(token) {
-                finish = FinishReason::Stop;
-                break;
+            let mut filter = StopFilter::new(&params.stop);
+            let mut bytes: Vec<u8> = Vec::new();
+            let mut finish = FinishReason::Length;
+            let mut n_out = 0usize;
+            let mut logits_idx = first_idx;
+            let mut constraint = spans.as_ref().map(|_| SpanConstraint::new(&params.spans));
+            // only the first answer is shown as it is generated
+            let mut silent = |_: &str| true;
+            let emit: &mut dyn FnMut(&str) -> bool =
+                if run == 0 { &mut *on_text } else { &mut silent };
+            let (mut span_logprob_sum, mut span_tokens) = (0.0f32, 0usize);
+            while n_out < params.max_tokens {
+                let token = match (&spans, constraint.as_mut()) {
+                    (Some((candidates, table)), Some(c)) => {
+                        let pick = match forced {
+                            Some((i, lp)) if n_out == 0 => Some((*i, *lp)),
+                            _ => {
+                                let logits = session.ctx.get_logits_ith(logits_idx);
+                                let end_logit = table
+                                    .eog
+                                    .iter()
+                                    .map(|&t| logits.get(t).copied().unwrap_or(f32::MIN))
+                                    .fold(f32::MIN, f32::max);
+                                let mut sorted = candidates.clone();
+                                sorted.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+                                c.choose(
+                                    sorted
+                                        .iter()
+                                        .map(|&i| (i, logits[i], table.pieces[i].as_slice())),
+                                    end_logit,
+                                )
+                                // log-softmax of the chosen token over the whole vocabulary
+                                .map(|i| (i, log_softmax(logits, i)))
+                            }
+                        };
+                        match pick {
+                            Some((i, lp)) => {
+                                span_logprob_sum += lp;
+                                span_tokens += 1;
+                                c.advance(&table.pieces[i]);
+                                LlamaToken::new(i as i32)
+                            }
+                            None => {
+                                finish = FinishReason::Stop;
+                                break;
+                            }
+                        }
+                    }
+                    _ => {
+                        let token = sampler.sample(&session.ctx, logits_idx);
+                        sampler.accept(token);
+                        token
+                    }
+                };
+                if vocab.is_eog(token) {
+                    finish = FinishReason::Stop;
+                    break;
+                }
+                n_out += 1;
+                bytes.extend(vocab.token_to_piece(token, false, None));
+                // emit the longest valid UTF-8 prefix
+                let valid = match std::str::from_utf8(&bytes) {
+                    Ok(s) => s.len(),
+                    Err(e) => e.valid_up_to(),
+                };
+                let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+                bytes.drain(..valid);
+                if let Some(f) = filter.feed(&piece, &mut *emit) {
+                    finish = f;
+                    break;
+                }
+                if n_out >= params.max_tokens {
+                    break;
+                }
+                if session.cached.len() + 1 >= n_ctx {
+                    finish = FinishReason::Length;
+                    break;
+                }
+                batch.clear();
+                batch
+                    .add(token, session.cached.len() as i32, &[0], true)
+                    .map_err(|e| ModelError::Permanent(format!("batch: {e}")))?;
+                session.decode(&mut batch)?;
+                session.cached.push(token);
+                logits_idx = 0;
             }
-            n_out += 1;
-            bytes.extend(vocab.token_to_piece(token, false, None));
-            // emit the longest valid UTF-8 prefix
-            let valid = match std::str::from_utf8(&bytes) {
-                Ok(s) => s.len(),
-                Err(e) => e.valid_up_to(),
-            };
-            let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-            bytes.drain(..valid);
-            if let Some(f) = filter.feed(&piece, on_text) {
-                finish = f;
-                break;
+            if !bytes.is_empty() {
+                let (out, _) = filter.push(&String::from_utf8_lossy(&bytes));
+                if !out.is_empty() {
+                    emit(&out);
+                }
             }
-            if n_out >= params.max_tokens {
-                break;
+            let rest = filter.finish();
+            if !rest.is_empty() {
+                emit(&rest);
             }
-            if session.cached.len() + 1 >= n_ctx {
-                finish = FinishReason::Length;
-                break;
+            if firsts.len() > 1 {
+                alternatives.push(SpanAnswer {
+                    text: filter.out.clone(),
+                    logprob: span_logprob_sum,
+                    tokens: span_tokens,
+                });
             }
-            batch.clear();
-            batch
-                .add(token, session.cached.len() as i32, &[0], true)
-                .map_err(|e| ModelError::Permanent(format!("batch: {e}")))?;
-            session.decode(&mut batch)?;
-            session.cached.push(token);
-            logits_idx = 0;
+            if run == 0 {
+                primary = Some((
+                    filter.out,
+                    finish,
+                    n_out,
+                    (span_tokens > 0).then(|| span_logprob_sum / span_tokens as f32),
+                ));
+            }
         }
-        if !bytes.is_empty() {
-            let (emit, _) = filter.push(&String::from_utf8_lossy(&bytes));
-            if !emit.is_empty() {
-                on_text(&emit);
-            }
-        }
-        let rest = filter.finish();
-        if !rest.is_empty() {
-            on_text(&rest);
-        }
+        let (text, finish, n_out, span_logprob) =
+            primary.unwrap_or((String::new(), FinishReason::Stop, 0, None));
         let decode_ms = t1.elapsed().as_secs_f64() * 1000.0;
         Ok(Generation {
-            text: filter.out,
+            text,
             finish,
             prompt_tokens: tokens.len(),
             cached_tokens: start,
             completion_tokens: n_out,
             prompt_ms,
             decode_ms,
-            span_logprob: (span_tokens > 0).then(|| span_logprob_sum / span_tokens as f32),
+            span_logprob,
+            alternatives,
         })
     }
 }

@@ -67,6 +67,10 @@ pub struct GenParams {
     /// ends when the model ends or no token can continue). Only llama.cpp honours it; a
     /// remote endpoint generates freely.
     pub spans: Vec<String>,
+    /// With `spans`: how many answers to decode, each from a different first token (the most
+    /// likely allowed ones); they come back in [`Generation::alternatives`], the greedy one
+    /// first. 0 or 1: the greedy answer only.
+    pub span_candidates: usize,
 }
 
 impl Default for GenParams {
@@ -78,6 +82,7 @@ impl Default for GenParams {
             stop: Vec::new(),
             seed: 42,
             spans: Vec::new(),
+            span_candidates: 1,
         }
     }
 }
@@ -110,6 +115,19 @@ pub struct Generation {
     /// say something the spans do not hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub span_logprob: Option<f32>,
+    /// Constrained decoding with `span_candidates` > 1: every answer decoded, the greedy
+    /// one (`text`) first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<SpanAnswer>,
+}
+
+/// One answer of constrained decoding, from a given first token.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanAnswer {
+    pub text: String,
+    /// Sum of the log-probabilities of its tokens under the model's whole distribution.
+    pub logprob: f32,
+    pub tokens: usize,
 }
 
 impl Generation {

@@ -167,6 +167,7 @@ impl Generator for RemoteGenerator {
             prompt_ms: (first - t0).as_secs_f64() * 1000.0,
             decode_ms: first.elapsed().as_secs_f64() * 1000.0,
             span_logprob: None,
+            alternatives: Vec::new(),
         })
     }
 }
