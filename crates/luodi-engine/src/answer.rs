@@ -689,11 +689,7 @@ pub fn select_evidence(
         }
         // what a passage is about besides its words: title, headings, and the subject fields
         // of its document (a question naming 销售部 is about the sales department's rules)
-        let mut context = h.title.clone();
-        for p in &h.chunk.heading_path {
-            context.push(' ');
-            context.push_str(p);
-        }
+        let mut context = about_text(&h.title, &h.chunk.heading_path);
         for (k, v) in &h.metadata {
             if is_subject_field(k, v) {
                 context.push(' ');
@@ -1001,6 +997,16 @@ pub fn quote_around(
         return text[start..end].trim();
     }
     clause
+}
+
+/// A passage's title and headings, as one text: what it is about besides its words.
+fn about_text(title: &str, headings: &[String]) -> String {
+    let mut about = title.to_owned();
+    for h in headings {
+        about.push(' ');
+        about.push_str(h);
+    }
+    about
 }
 
 /// The line of `text` holding bytes `start..end`: between full stops, line ends (a table
@@ -1447,12 +1453,10 @@ impl Kb {
         if p.extractive {
             for alt in &gen.alternatives {
                 if let Some((n, quote, line)) = locate(alt.text.trim()) {
-                    let e = evidence.iter().find(|e| e.n == n);
-                    let mut about = e.map_or_else(String::new, |e| e.title.clone());
-                    for h in e.map_or(&[][..], |e| &e.heading_path[..]) {
-                        about.push(' ');
-                        about.push_str(h);
-                    }
+                    let about = evidence
+                        .iter()
+                        .find(|e| e.n == n)
+                        .map_or_else(String::new, |e| about_text(&e.title, &e.heading_path));
                     answer.alternatives.push(SpanChoice {
                         coverage: terms.coverage(&terms.analyze(&quote), &HashSet::new()),
                         line_coverage: terms.coverage(&terms.analyze(line), &terms.analyze(&about)),

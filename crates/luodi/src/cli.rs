@@ -1203,7 +1203,6 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
         progress: !quiet,
         ignore_context: a.ignore_context,
     };
-    let ev_refuse_below = ev.ask.refuse_below;
     let r = luodi_eval::answer::run(&ev)?;
     let mut out = std::io::stdout().lock();
     let opt = |v: Option<f64>, digits: usize| {
@@ -1266,7 +1265,7 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
                 p.threshold,
                 p.refusal,
                 p.false_refusal,
-                if (p.threshold - ev_refuse_below).abs() < 1e-4 {
+                if (p.threshold - ev.ask.refuse_below).abs() < 1e-4 {
                     "  ← this run"
                 } else {
                     ""

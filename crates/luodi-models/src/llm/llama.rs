@@ -384,7 +384,7 @@ impl LlamaGenerator {
         let vocab = self.model.vocab();
         let t1 = Instant::now();
         let first_idx = batch.n_tokens() - 1;
-        let spans = (!params.spans.is_empty()).then(|| {
+        let mut spans = (!params.spans.is_empty()).then(|| {
             let c = SpanConstraint::new(&params.spans);
             // the tokens whose text occurs in the spans: the only ones ever allowed
             let table = self.vocab_table();
@@ -418,15 +418,14 @@ impl LlamaGenerator {
         };
         // the first tokens each answer starts with (None: the greedy choice); with several,
         // the most likely allowed tokens that do not begin with the same character
-        let firsts: Vec<Option<(usize, f32)>> = match &spans {
+        let firsts: Vec<Option<(usize, f32)>> = match &mut spans {
             Some((candidates, table)) if params.span_candidates > 1 => {
                 let logits = session.ctx.get_logits_ith(first_idx);
                 let c = SpanConstraint::new(&params.spans);
-                let mut sorted = candidates.clone();
-                sorted.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+                candidates.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
                 let mut out: Vec<Option<(usize, f32)>> = Vec::new();
                 let mut leads: Vec<&[u8]> = Vec::new();
-                for i in sorted {
+                for &i in candidates.iter() {
                     let piece = table.pieces[i].as_slice();
                     // the bytes of its first character
                     let width = match piece.first() {
@@ -489,7 +488,7 @@ impl LlamaGenerator {
                 if run == 0 { &mut *on_text } else { &mut silent };
             let (mut span_logprob_sum, mut span_tokens) = (0.0f32, 0usize);
             while n_out < params.max_tokens {
-                let token = match (&spans, constraint.as_mut()) {
+                let token = match (&mut spans, constraint.as_mut()) {
                     (Some((candidates, table)), Some(c)) => {
                         let pick = match forced {
                             Some((i, lp)) if n_out == 0 => Some((*i, *lp)),
@@ -500,10 +499,9 @@ impl LlamaGenerator {
                                     .iter()
                                     .map(|&t| logits.get(t).copied().unwrap_or(f32::MIN))
                                     .fold(f32::MIN, f32::max);
-                                let mut sorted = candidates.clone();
-                                sorted.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+                                candidates.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
                                 c.choose(
-                                    sorted
+                                    candidates
                                         .iter()
                                         .map(|&i| (i, logits[i], table.pieces[i].as_slice())),
                                     end_logit,
