@@ -896,6 +896,25 @@ pub fn asks_for_description(question: &str) -> bool {
         "哪里",
         "哪儿",
         "哪个",
+        "哪位",
+        "哪家",
+        "哪所",
+        "哪国",
+        "哪座",
+        "哪部",
+        "哪一",
+        // a name asked for ("原名是什么") is a fact too
+        "原名",
+        "别名",
+        "别称",
+        "名称",
+        "名字",
+        "简称",
+        "全称",
+        "学名",
+        "称号",
+        "主题",
+        "口号",
         "多大",
         "多高",
         "多长",
@@ -1601,6 +1620,12 @@ mod tests {
         );
         assert!(asks_for_description("尤金袋鼠为什么会被认为是害虫？"));
         assert!(!asks_for_description("尤金袋鼠的体重大约是多少？"));
+        assert!(!asks_for_description(
+            "中国（南京）国际象棋超级大赛的原名是什么？"
+        ));
+        assert!(!asks_for_description(
+            "文学院的全职教师包括哪位80后青年作家？"
+        ));
         // a short sentence is quoted whole
         let u = "面积：约0.3平方公里，位于城东。";
         let j = u.find("0.3").unwrap();
