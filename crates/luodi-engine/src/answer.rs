@@ -882,14 +882,14 @@ const SHORT_SENTENCE_CHARS: usize = 40;
 const DESCRIPTIVE_SENTENCE_CHARS: usize = 140;
 
 /// Whether a question asks for a description, a reason or a list (what is X, why, which
-/// ones) rather than a fact (when, how many, who, where): its answer is a whole sentence.
+/// ones) rather than a fact (when, how many, who, where, which one, a name): its answer is a
+/// whole sentence.
 pub fn asks_for_description(question: &str) -> bool {
     const FACT: &[&str] = &[
         "多少",
         "几",
         "什么时候",
         "何时",
-        "哪一年",
         "哪年",
         "日期",
         "谁",
