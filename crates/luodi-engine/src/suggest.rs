@@ -82,10 +82,16 @@ fn stated(text: &str, out: &mut Vec<(String, String, usize, bool)>) {
             if !(2..=8).contains(&n) {
                 continue;
             }
+            let bracket = marker == "（" || marker == "(";
+            // a bare bracket states a short form only when the form is all it holds (or the
+            // first of a list): 两个三配位的硼原子（两个BO三角形） abbreviates nothing
+            if bracket && !after[abbr.len()..].starts_with(['）', ')', '，', ',', '、', '；', ';'])
+            {
+                continue;
+            }
             // the text before the marker, its brackets and commas left out
             let before = text[..at].trim_end_matches(['（', '(', '，', ',', '、', ' ']);
             if let Some(full) = full_before(before, &abbr) {
-                let bracket = marker == "（" || marker == "(";
                 out.push((abbr, full, at, bracket));
             }
         }
@@ -402,5 +408,17 @@ mod tests {
         assert!(has("粤分", "广东分公司"), "{s:?}");
         let first = &s[0];
         assert_eq!(first.evidence, "stated");
+    }
+
+    #[test]
+    fn a_bracket_that_goes_on_states_no_short_form() {
+        let docs: Vec<String> = vec![
+            "其中有两个三配位的硼原子（两个BO三角形）。".into(),
+            "中国人民大学（人大，Renmin University）位于北京。".into(),
+        ];
+        let s = suggest(&docs, &AbbrevModel::first_characters(), 100);
+        assert!(!s.iter().any(|x| x.abbr == "两个"), "{s:?}");
+        // the first of a list in the bracket still counts
+        assert!(s.iter().any(|x| x.abbr == "人大"), "{s:?}");
     }
 }
