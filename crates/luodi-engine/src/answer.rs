@@ -1188,11 +1188,8 @@ impl Kb {
     ) -> Result<f32> {
         let sentences: Vec<&str> = evidence
             .iter()
-            .flat_map(|e| {
-                e.text
-                    .split_inclusive(['。', '！', '？', '；', '!', '?', ';', '…', '\n'])
-                    .map(str::trim)
-            })
+            .flat_map(|e| split_sentences(&e.text))
+            .map(str::trim)
             .filter(|s| s.chars().count() >= 4)
             .collect();
         if sentences.is_empty() {
