@@ -1519,7 +1519,8 @@ impl Kb {
         };
         if p.extractive {
             for alt in &gen.alternatives {
-                if let Some((n, quote, line)) = locate(alt.text.trim()) {
+                let span = alt.text.trim();
+                if let Some((n, quote, line)) = locate(span) {
                     let about = evidence
                         .iter()
                         .find(|e| e.n == n)
@@ -1528,7 +1529,7 @@ impl Kb {
                         coverage: terms.coverage(&terms.analyze(&quote), &HashSet::new()),
                         line_coverage: terms.coverage(&terms.analyze(line), &terms.analyze(&about)),
                         quote,
-                        span: alt.text.trim().to_owned(),
+                        span: span.to_owned(),
                         n,
                         logprob: alt.logprob,
                         tokens: alt.tokens,
