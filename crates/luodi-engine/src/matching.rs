@@ -78,6 +78,38 @@ pub fn features_with(seg: &luodi_text::Segmenter, a: &str, b: &str, cosines: &[f
     f
 }
 
+/// The local model's judgement of whether two questions ask the same thing: log P(是) −
+/// log P(否) for its one-character answer to "do these two ask the same thing?" (the two
+/// answers are the only ones it may give; a model that prefers neither still ranks them).
+/// Costs one prompt of ~40 new tokens (the instruction is a cached prefix).
+pub fn llm_same(
+    generator: &dyn luodi_models::llm::Generator,
+    a: &str,
+    b: &str,
+) -> Result<f64, luodi_models::ModelError> {
+    use luodi_models::llm::{ChatMessage, GenParams};
+    let clip = |t: &str| -> String { t.chars().take(200).collect() };
+    let ask = |x: &str, y: &str| ChatMessage::user(format!("问题一：{x}\n问题二：{y}"));
+    let mut messages = vec![ChatMessage::system(
+        "判断两个用户问题是否在问同一件事（意思相同，只是说法不同）。只回答“是”或“否”。",
+    )];
+    messages.push(ask(&clip(a), &clip(b)));
+    let params = GenParams {
+        max_tokens: 1,
+        spans: vec!["是".into(), "否".into()],
+        span_candidates: 4,
+        ..GenParams::default()
+    };
+    let g = generator.chat(&messages, &params, &mut |_| true)?;
+    let lp = |word: &str| -> f64 {
+        g.alternatives
+            .iter()
+            .find(|x| x.text == word)
+            .map_or(-30.0, |x| x.logprob as f64)
+    };
+    Ok(lp("是") - lp("否"))
+}
+
 /// A logistic model over [`features`]: the probability that two questions match.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Matcher {

