@@ -89,11 +89,12 @@ pub fn llm_same(
 ) -> Result<f64, luodi_models::ModelError> {
     use luodi_models::llm::{ChatMessage, GenParams};
     let clip = |t: &str| -> String { t.chars().take(200).collect() };
-    let ask = |x: &str, y: &str| ChatMessage::user(format!("问题一：{x}\n问题二：{y}"));
-    let mut messages = vec![ChatMessage::system(
-        "判断两个用户问题是否在问同一件事（意思相同，只是说法不同）。只回答“是”或“否”。",
-    )];
-    messages.push(ask(&clip(a), &clip(b)));
+    let messages = [
+        ChatMessage::system(
+            "判断两个用户问题是否在问同一件事（意思相同，只是说法不同）。只回答“是”或“否”。",
+        ),
+        ChatMessage::user(format!("问题一：{}\n问题二：{}", clip(a), clip(b))),
+    ];
     let params = GenParams {
         max_tokens: 1,
         spans: vec!["是".into(), "否".into()],

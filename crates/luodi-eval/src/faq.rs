@@ -307,9 +307,13 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     };
     let n = report.len().max(1) as f64;
     if let Some(path) = &ev.per_query {
-        let mut out = String::new();
-        for (i, q) in questions.iter().enumerate() {
-            let (cands, right, _) = &scored[i];
+        // one line: the question's best three candidates and, for a paraphrase, its right FAQ
+        // (`right` is null for a question no FAQ answers)
+        let line = |id: &str,
+                    text: &str,
+                    cands: &[(usize, Vec<f64>)],
+                    right: Option<(&str, usize)>|
+         -> String {
             let mut probs: Vec<(usize, f64)> = cands
                 .iter()
                 .map(|(j, x)| (*j, policy.matcher.prob(x)))
@@ -320,40 +324,26 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
                 .take(3)
                 .map(|(j, p)| serde_json::json!({"faq": ids[*j], "question": faqs[*j].question, "prob": p}))
                 .collect();
-            let row = serde_json::json!({
-                "half": if Half::Tune.contains(&q.id) { "tune" } else { "report" },
-                "id": q.id,
-                "question": q.text,
-                "right": {"faq": q.faq, "question": faqs[*right].question,
-                          "rank": probs.iter().position(|(j, _)| same(*j, *right)).map(|r| r + 1)},
-                "answered": luodi_engine::faq::decide(&probs).1 >= threshold,
-                "top": top,
+            let right = right.map(|(faq, r)| {
+                serde_json::json!({"faq": faq, "question": faqs[r].question,
+                    "rank": probs.iter().position(|(j, _)| same(*j, r)).map(|k| k + 1)})
             });
-            out.push_str(&row.to_string());
-            out.push('\n');
-        }
-        // and the questions no FAQ answers: their best candidates
-        for ((id, text), cands) in negatives.iter().zip(&neg_scored) {
-            let mut probs: Vec<(usize, f64)> = cands
-                .iter()
-                .map(|(j, x)| (*j, policy.matcher.prob(x)))
-                .collect();
-            probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let top: Vec<_> = probs
-                .iter()
-                .take(3)
-                .map(|(j, p)| serde_json::json!({"faq": ids[*j], "question": faqs[*j].question, "prob": p}))
-                .collect();
             let row = serde_json::json!({
                 "half": if Half::Tune.contains(id) { "tune" } else { "report" },
                 "id": id,
                 "question": text,
-                "right": null,
+                "right": right,
                 "answered": luodi_engine::faq::decide(&probs).1 >= threshold,
                 "top": top,
             });
-            out.push_str(&row.to_string());
-            out.push('\n');
+            format!("{row}\n")
+        };
+        let mut out = String::new();
+        for (q, (cands, right, _)) in questions.iter().zip(&scored) {
+            out.push_str(&line(&q.id, &q.text, cands, Some((&q.faq, *right))));
+        }
+        for ((id, text), cands) in negatives.iter().zip(&neg_scored) {
+            out.push_str(&line(id, text, cands, None));
         }
         std::fs::write(path, out).map_err(|e| Error::io(path, e))?;
     }

@@ -442,21 +442,18 @@ fn eval_match(a: MatchArgs) -> Result<ExitCode> {
         Some(m) => Some(luodi_models::llm::open_generator(m, None, threads, 1024)?),
         None => None,
     };
-    let judge = |x: &str, y: &str| -> luodi_core::Result<f64> {
-        let g = generator.as_deref().ok_or_else(|| {
-            luodi_core::Error::InvalidInput("no model to judge pairs with".into())
-        })?;
-        luodi_engine::matching::llm_same(g, x, y)
-            .map_err(|e| luodi_core::Error::InvalidInput(format!("judging a pair: {e}")))
-    };
+    let judge = generator.as_deref().map(|g| {
+        move |x: &str, y: &str| -> luodi_core::Result<f64> {
+            luodi_engine::matching::llm_same(g, x, y)
+                .map_err(|e| luodi_core::Error::InvalidInput(format!("judging a pair: {e}")))
+        }
+    });
     let r = luodi_eval::matching::evaluate(
         &a.data,
         &split,
         a.limit,
         &views,
-        generator
-            .is_some()
-            .then_some(&judge as luodi_eval::matching::Judge<'_>),
+        judge.as_ref().map(|j| j as luodi_eval::matching::Judge<'_>),
         a.dump.as_deref(),
     )?;
     let mut out = std::io::stdout().lock();
