@@ -116,6 +116,32 @@ pub(crate) fn new_id() -> String {
 }
 
 impl Home {
+    /// The questions asked of `kb` in its conversations, the most recent conversations first
+    /// (at most `limit`): what people call things, for glossary suggestions.
+    pub fn questions_asked(&self, kb: &str, limit: usize) -> Result<Vec<String>> {
+        let conn = self.registry()?;
+        let mut st = conn
+            .prepare(
+                "SELECT t.data FROM turns t JOIN conversations c ON c.id = t.conversation_id \
+                 WHERE c.kb = ?1 ORDER BY c.updated_at DESC, t.seq LIMIT ?2",
+            )
+            .map_err(sql("conversation"))?;
+        let rows = st
+            .query_map(rusqlite::params![kb, limit as i64], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(sql("conversation"))?;
+        let mut out = Vec::new();
+        for data in rows {
+            let data = data.map_err(sql("conversation"))?;
+            // a turn that does not parse is skipped: suggestions are only suggestions
+            if let Ok(t) = serde_json::from_str::<Turn>(&data) {
+                out.push(t.question);
+            }
+        }
+        Ok(out)
+    }
+
     /// Starts a conversation with knowledge base `kb` (which must exist).
     pub fn conversation_create(&self, kb: &str, title: &str) -> Result<ConversationInfo> {
         if self.get(kb)?.is_none() {

@@ -511,6 +511,77 @@ impl Kb {
     }
 }
 
+/// How likely the local model finds `question` as a question about a passage: the mean
+/// log-probability of its tokens written as the reply to the passage (query likelihood;
+/// Sachan et al. 2022, "Improving Passage Retrieval with Zero-Shot Question Generation").
+/// The instruction is a fixed prefix the model's cache keeps; each passage costs its own
+/// tokens and the question's. The passage is cut to `max_chars`.
+pub fn question_likelihood(
+    generator: &dyn luodi_models::llm::Generator,
+    question: &str,
+    title: &str,
+    passage: &str,
+    max_chars: usize,
+) -> std::result::Result<f32, luodi_models::ModelError> {
+    use luodi_models::llm::ChatMessage;
+    let passage: String = passage.chars().take(max_chars).collect();
+    let messages = [
+        ChatMessage::system("读下面的资料，写出一个能用这段资料回答的问题。"),
+        ChatMessage::user(format!("资料：{title}\n{passage}")),
+    ];
+    let lps = generator.reply_logprobs(&messages, question.trim())?;
+    if lps.is_empty() {
+        return Ok(f32::MIN);
+    }
+    Ok(lps.iter().sum::<f32>() / lps.len() as f32)
+}
+
+/// How [`rerank`] reorders hits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rerank {
+    /// Hits reranked (those below keep their order after them).
+    pub depth: usize,
+    /// Passage characters the model reads.
+    pub max_chars: usize,
+    /// Weight of the first stage's rank: score = likelihood − weight × ln(rank).
+    pub rank_weight: f32,
+}
+
+impl Default for Rerank {
+    /// Chosen on 30 questions of DomainRAG's tuning half with the 1.5B model (MRR@10 of
+    /// hybrid 0.330 → 0.430; depth 5 gives 0.373, the 0.5B model 0.310: it ranks worse than
+    /// the first stage).
+    fn default() -> Self {
+        Rerank {
+            depth: 10,
+            max_chars: 400,
+            rank_weight: 0.1,
+        }
+    }
+}
+
+/// Reorders the first `opts.depth` hits by [`question_likelihood`] (plus a little of their
+/// first-stage rank); returns the score of each reranked hit, in the new order.
+pub fn rerank(
+    generator: &dyn luodi_models::llm::Generator,
+    question: &str,
+    hits: &mut [SearchHit],
+    opts: &Rerank,
+) -> std::result::Result<Vec<f32>, luodi_models::ModelError> {
+    let depth = opts.depth.min(hits.len());
+    let mut scored = Vec::with_capacity(depth);
+    for (rank, h) in hits[..depth].iter().enumerate() {
+        let lq = question_likelihood(generator, question, &h.title, &h.chunk.text, opts.max_chars)?;
+        scored.push((lq - opts.rank_weight * ((rank + 1) as f32).ln(), rank));
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let order: Vec<SearchHit> = scored.iter().map(|&(_, r)| hits[r].clone()).collect();
+    for (slot, h) in hits.iter_mut().zip(order) {
+        *slot = h;
+    }
+    Ok(scored.iter().map(|s| s.0).collect())
+}
+
 /// The embedding model of `luodi models install` as an [`Embedder`].
 pub struct E5Embedder {
     model: luodi_models::e5::E5Model,

@@ -145,8 +145,15 @@ fn tabled(text: &str, out: &mut Vec<(String, String, usize, bool)>) {
     }
 }
 
-/// Mines candidates from the documents, best first, at most `limit`.
-pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Suggestion> {
+/// Mines candidates from the documents, and from the questions people asked of them (a
+/// short word the documents never use, paired with the documents' term it abbreviates
+/// best), best first, at most `limit`.
+pub fn suggest(
+    docs: &[String],
+    questions: &[String],
+    model: &AbbrevModel,
+    limit: usize,
+) -> Vec<Suggestion> {
     let seg = luodi_text::Segmenter::shared();
     // (abbr, full) → (evidence rank, documents, example, model score)
     let mut found: HashMap<(String, String), (u8, usize, String)> = HashMap::new();
@@ -205,21 +212,7 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
                 by_char.entry(c).or_default().push(full.clone());
             }
         }
-        let mut shorts: Vec<String> = words
-            .iter()
-            .filter(|w| (2..=4).contains(&w.chars().count()) && w.chars().all(is_cjk))
-            .map(|w| w.to_string())
-            .collect();
-        // a short form the segmenter does not know comes out as single characters: 港 姐
-        for w in words.windows(2) {
-            if w.iter()
-                .all(|x| x.chars().count() == 1 && x.chars().all(is_cjk))
-            {
-                shorts.push(w.concat());
-            }
-        }
-        shorts.sort_unstable();
-        shorts.dedup();
+        let shorts = short_words(&words);
         for s in &shorts {
             *short_docs.entry(s.clone()).or_insert(0) += 1;
         }
@@ -279,6 +272,7 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
             example,
         });
     }
+    out.extend(asked(docs, questions, model, &term_count, &short_docs));
     // predicted: frequent terms the model says are shortened
     let mut predicted: HashMap<String, Suggestion> = HashMap::new();
     for (t, n) in &term_count {
@@ -336,9 +330,138 @@ pub fn suggest(docs: &[String], model: &AbbrevModel, limit: usize) -> Vec<Sugges
     kept
 }
 
+/// Short words of 2–4 CJK characters in `words`, and pairs of single characters the
+/// segmenter left apart (a short form it does not know: 港 姐).
+fn short_words(words: &[&str]) -> Vec<String> {
+    let mut shorts: Vec<String> = words
+        .iter()
+        .filter(|w| (2..=4).contains(&w.chars().count()) && w.chars().all(is_cjk))
+        .map(|w| w.to_string())
+        .collect();
+    for w in words.windows(2) {
+        if w.iter()
+            .all(|x| x.chars().count() == 1 && x.chars().all(is_cjk))
+        {
+            shorts.push(w.concat());
+        }
+    }
+    shorts.sort_unstable();
+    shorts.dedup();
+    shorts
+}
+
+/// Whether `abbr` takes at least one character from every word of `words`, in order (北大
+/// from 北京 大学; not 省府 from 省政府 决策, where 决策 gives nothing).
+fn every_word_gives(words: &[String], abbr: &str) -> bool {
+    fn split(words: &[String], abbr: &[char]) -> bool {
+        match words {
+            [] => abbr.is_empty(),
+            [w, rest @ ..] => (1..=abbr.len().saturating_sub(rest.len())).any(|k| {
+                let part: String = abbr[..k].iter().collect();
+                is_subsequence(&part, w) && split(rest, &abbr[k..])
+            }),
+        }
+    }
+    let a: Vec<char> = abbr.chars().collect();
+    split(words, &a)
+}
+
+/// Asked: a short word of the questions that no document holds (people call something by a
+/// name the documents do not use), paired with the documents' term that starts with its
+/// first character, holds the rest in order, and that the model finds the likeliest to be
+/// shortened so (at least as likely as a pair seen together must be).
+fn asked(
+    docs: &[String],
+    questions: &[String],
+    model: &AbbrevModel,
+    term_count: &HashMap<Vec<String>, usize>,
+    short_docs: &HashMap<String, usize>,
+) -> Vec<Suggestion> {
+    if questions.is_empty() {
+        return Vec::new();
+    }
+    let seg = luodi_text::Segmenter::shared();
+    let mut by_first: HashMap<char, Vec<(&Vec<String>, usize)>> = HashMap::new();
+    for (t, n) in term_count {
+        if let Some(c) = t.first().and_then(|w| w.chars().next()) {
+            by_first.entry(c).or_default().push((t, *n));
+        }
+    }
+    // (abbr, full) → (questions, example)
+    let mut found: HashMap<(String, String), (usize, f64, String)> = HashMap::new();
+    let mut unused: HashMap<String, bool> = HashMap::new();
+    for q in questions {
+        let words = seg.cut(q);
+        // words the segmenter knows only: two single characters side by side in a question
+        // are mostly two words (我 还, 时 叫)
+        let shorts: Vec<String> = short_words(&words)
+            .into_iter()
+            .filter(|s| words.contains(&s.as_str()))
+            .collect();
+        for s in shorts {
+            if short_docs.contains_key(&s) {
+                continue;
+            }
+            let never_written = *unused
+                .entry(s.clone())
+                .or_insert_with(|| !docs.iter().any(|d| d.contains(s.as_str())));
+            if !never_written {
+                continue;
+            }
+            let Some(first) = s.chars().next() else {
+                continue;
+            };
+            let n = s.chars().count();
+            let best = by_first
+                .get(&first)
+                .into_iter()
+                .flatten()
+                .filter_map(|(t, count)| {
+                    // a term that starts or ends with a one-character word (省政府 和) is a
+                    // phrase, not a name
+                    let edge = |w: Option<&String>| w.is_some_and(|w| w.chars().count() < 2);
+                    if edge(t.first()) || edge(t.last()) {
+                        return None;
+                    }
+                    let full = t.concat();
+                    if full.chars().count() <= n
+                        || full.contains(s.as_str())
+                        || q.contains(&full)
+                        || !every_word_gives(t, &s)
+                    {
+                        return None;
+                    }
+                    let fit = model.score(&Term::new((*t).clone(), vec![]), &s)?;
+                    Some((full, fit, *count))
+                })
+                .max_by(|a, b| {
+                    a.1.total_cmp(&b.1)
+                        .then(a.2.cmp(&b.2))
+                        .then_with(|| b.0.cmp(&a.0))
+                });
+            if let Some((full, fit, _)) = best.filter(|b| b.1 >= -14.0) {
+                let e = found.entry((s, full)).or_insert((0, fit, q.clone()));
+                e.0 += 1;
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|((abbr, full), (count, fit, example))| Suggestion {
+            abbr,
+            full,
+            evidence: "asked".into(),
+            score: 1.0 + (count as f64).ln() + fit / 10.0,
+            count,
+            example: example.chars().take(80).collect(),
+        })
+        .collect()
+}
+
 impl crate::home::Home {
     /// Candidates for `kb`'s glossary, best first, at most `limit`: mined from its documents
-    /// with `model`, without those turned down before or clashing with an entry already there.
+    /// and the questions its conversations asked with `model`, without those turned down
+    /// before or clashing with an entry already there.
     pub fn glossary_suggestions(
         &self,
         kb: &str,
@@ -359,9 +482,10 @@ impl crate::home::Home {
             }
             Ok(())
         })?;
+        let questions = self.questions_asked(kb, 10_000)?;
         let existing = self.glossary(kb)?;
         let rejected = self.glossary_rejected(kb)?;
-        Ok(suggest(&docs, model, limit.saturating_mul(4))
+        Ok(suggest(&docs, &questions, model, limit.saturating_mul(4))
             .into_iter()
             .filter(|s| {
                 !rejected.contains(&(s.abbr.clone(), s.full.clone()))
@@ -388,6 +512,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_short_word_people_ask_with_is_paired_with_the_term_it_shortens() {
+        let docs: Vec<String> = vec![
+            "财政金融学院设有金融学、财政学两个专业。财政金融学院院长由校长任命。".into(),
+            "省政府决策因火山喷发而改变。省政府迁往新城。".into(),
+            "证券交易所每天上午开盘。华沙证券交易所建于1817年。".into(),
+        ];
+        let questions: Vec<String> = vec![
+            "财金学院的院长是谁？".into(),
+            "华沙证交所什么时候建立？".into(),
+            "省府为什么搬迁？".into(),
+        ];
+        let m = AbbrevModel::first_characters();
+        let s = suggest(&docs, &questions, &m, 100);
+        let asked: Vec<(&str, &str)> = s
+            .iter()
+            .filter(|x| x.evidence == "asked")
+            .map(|x| (x.abbr.as_str(), x.full.as_str()))
+            .collect();
+        assert!(asked.contains(&("证交所", "证券交易所")), "{asked:?}");
+        assert!(
+            asked
+                .iter()
+                .any(|(a, f)| *a == "财金" && f.starts_with("财政金融")),
+            "{asked:?}"
+        );
+        // 决策 gives 省府 no character: no pair
+        assert!(!asked.iter().any(|(a, _)| *a == "省府"), "{asked:?}");
+        // without questions, nothing is asked
+        assert!(suggest(&docs, &[], &m, 100)
+            .iter()
+            .all(|x| x.evidence != "asked"));
+        assert!(every_word_gives(&["北京".into(), "大学".into()], "北大"));
+        assert!(!every_word_gives(&["省政府".into(), "决策".into()], "省府"));
+    }
+
+    #[test]
     fn stated_and_seen_together_pairs_are_found() {
         let docs: Vec<String> = vec![
             "杭州分公司（以下简称杭分）负责浙江业务。杭分的地址在文三路。".into(),
@@ -398,7 +558,7 @@ mod tests {
             "本行广东分公司（以下简称粤分）负责华南业务。".into(),
         ];
         let m = AbbrevModel::first_characters();
-        let s = suggest(&docs, &m, 100);
+        let s = suggest(&docs, &[], &m, 100);
         let has = |a: &str, f: &str| s.iter().any(|x| x.abbr == a && x.full == f);
         assert!(has("杭分", "杭州分公司"), "{s:?}");
         assert!(has("北大", "北京大学"), "{s:?}");
@@ -416,7 +576,7 @@ mod tests {
             "其中有两个三配位的硼原子（两个BO三角形）。".into(),
             "中国人民大学（人大，Renmin University）位于北京。".into(),
         ];
-        let s = suggest(&docs, &AbbrevModel::first_characters(), 100);
+        let s = suggest(&docs, &[], &AbbrevModel::first_characters(), 100);
         assert!(!s.iter().any(|x| x.abbr == "两个"), "{s:?}");
         // the first of a list in the bracket still counts
         assert!(s.iter().any(|x| x.abbr == "人大"), "{s:?}");

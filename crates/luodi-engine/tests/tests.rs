@@ -160,3 +160,47 @@ fn dense_queries_are_read_in_the_documents_script() {
         "國民年金保費沒繳會有什麼後果？"
     );
 }
+
+#[test]
+fn glossary_suggestions_pair_the_short_words_people_ask_with_with_the_documents_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("交易所.md"),
+        "# 华沙证券交易所\n\n华沙证券交易所建于1817年，二战期间停止运营，1991年恢复。证券交易所每天上午开盘。\n",
+    )
+    .unwrap();
+    let home = Home::open(&dir.path().join("home")).unwrap();
+    home.create("hb", KbConfig::default()).unwrap();
+    home.open_kb("hb")
+        .unwrap()
+        .ingest(
+            &[docs],
+            &luodi_engine::IngestOptions::default(),
+            &luodi_engine::NoProgress,
+        )
+        .unwrap();
+    let model = luodi_engine::suggest::AbbrevModel::first_characters();
+    let pairs = |home: &Home| -> Vec<(String, String, String)> {
+        home.glossary_suggestions("hb", &model, 50)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.abbr, s.full, s.evidence))
+            .collect()
+    };
+    // nobody has asked yet: the documents never write 证交所
+    assert!(!pairs(&home).iter().any(|(a, _, _)| a == "证交所"));
+    let c = home
+        .conversation_create("hb", "华沙证交所什么时候恢复运营？")
+        .unwrap();
+    home.conversation_add_turn(&c.id, &turn("华沙证交所什么时候恢复运营？", "1991年[1]"))
+        .unwrap();
+    let after = pairs(&home);
+    assert!(
+        after
+            .iter()
+            .any(|(a, f, e)| a == "证交所" && f == "证券交易所" && e == "asked"),
+        "{after:?}"
+    );
+}

@@ -35,6 +35,10 @@ pub struct SetReport {
     pub no_glossary: f64,
     pub hand: f64,
     pub mined: f64,
+    /// Table pairs found when the abbreviated questions are the questions asked.
+    pub asked_pairs_found: usize,
+    /// Mined from the documents and the abbreviated questions as asked.
+    pub mined_asked: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +53,9 @@ pub struct GlossaryReport {
     /// hand / original and mined / original.
     pub hand_ratio: f64,
     pub mined_ratio: f64,
+    /// Mined from the documents and the questions asked (the abbreviated queries).
+    pub mined_asked: f64,
+    pub mined_asked_ratio: f64,
     pub seconds: f64,
 }
 
@@ -165,14 +172,21 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
         let r_hand = recall5(&kb, &abbreviated, ev.mode, embed_ref)?;
         // mined from the corpus, accepted wholesale (what would clash is left out)
         let docs = corpus_texts(&data.join("corpus.jsonl"))?;
-        let mut mined = Glossary::default();
-        for s in luodi_engine::suggest::suggest(&docs, &model, ev.mined_limit) {
-            let mut e = Entry::abbreviation(&s.abbr, &s.full);
-            e.source = format!("suggest:{}", s.evidence);
-            if mined.check(&e).is_ok() {
-                mined.push(e);
+        let mine = |questions: &[String]| -> Glossary {
+            let mut mined = Glossary::default();
+            for s in luodi_engine::suggest::suggest(&docs, questions, &model, ev.mined_limit) {
+                let e = s.entry();
+                if mined.check(&e).is_ok() {
+                    mined.push(e);
+                }
             }
-        }
+            mined
+        };
+        let mined = mine(&[]);
+        // the same with the abbreviated questions as the questions people asked (what
+        // `glossary suggest` reads from a KB's conversations); the table is not given
+        let asked_log: Vec<String> = abbreviated.iter().map(|(q, _)| q.clone()).collect();
+        let mined_asked = mine(&asked_log);
         let found = used
             .iter()
             .filter(|(f, a)| {
@@ -191,13 +205,25 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
                 .map_err(|e| Error::io(path, e))?;
             for (q, _) in &abbreviated {
                 let x = mined.expand(q);
-                let line = serde_json::json!({"set": set, "query": q, "rewritten": x.rewritten, "lexical": x.lexical});
+                let y = mined_asked.expand(q);
+                let line = serde_json::json!({"set": set, "query": q, "rewritten": x.rewritten, "lexical": x.lexical, "asked_rewritten": y.rewritten});
                 use std::io::Write;
                 writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
             }
         }
+        let found_asked = used
+            .iter()
+            .filter(|(f, a)| {
+                mined_asked
+                    .entries()
+                    .iter()
+                    .any(|e| &e.term == a && e.forms.first() == Some(f))
+            })
+            .count();
         kb.glossary = mined;
         let r_mined = recall5(&kb, &abbreviated, ev.mode, embed_ref)?;
+        kb.glossary = mined_asked;
+        let r_asked = recall5(&kb, &abbreviated, ev.mode, embed_ref)?;
         sets.push(SetReport {
             set: set.clone(),
             queries: original.len(),
@@ -208,6 +234,8 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
             no_glossary: r_none,
             hand: r_hand,
             mined: r_mined,
+            asked_pairs_found: found_asked,
+            mined_asked: r_asked,
         });
     }
     if sets.is_empty() {
@@ -219,11 +247,12 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
     let avg = |f: &dyn Fn(&SetReport) -> f64| {
         sets.iter().map(|s| f(s) * s.queries as f64).sum::<f64>() / n as f64
     };
-    let (original, no_glossary, hand, mined) = (
+    let (original, no_glossary, hand, mined, mined_asked) = (
         avg(&|s| s.original),
         avg(&|s| s.no_glossary),
         avg(&|s| s.hand),
         avg(&|s| s.mined),
+        avg(&|s| s.mined_asked),
     );
     Ok(GlossaryReport {
         mode: ev.mode,
@@ -234,6 +263,8 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
         mined,
         hand_ratio: hand / original.max(1e-9),
         mined_ratio: mined / original.max(1e-9),
+        mined_asked,
+        mined_asked_ratio: mined_asked / original.max(1e-9),
         sets,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{quantile, Half};
 
 /// What to evaluate.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RetrievalEval {
     pub data: PathBuf,
     pub split: Option<String>,
@@ -41,6 +41,25 @@ pub struct RetrievalEval {
     pub query_script: Option<luodi_text::Script>,
     /// Leave the dense query in the script it was asked in (the baseline of the above).
     pub no_script_match: bool,
+    /// Rerank the top documents by the local model's question likelihood.
+    pub rerank: Option<LlmRerank>,
+}
+
+/// The local model reranking the top documents ([`luodi_engine::retrieve::question_likelihood`]).
+pub struct LlmRerank {
+    pub generator: Box<dyn luodi_models::llm::Generator>,
+    pub opts: luodi_engine::retrieve::Rerank,
+    /// Write every reranked candidate's features (JSON lines) here.
+    pub dump: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for LlmRerank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmRerank")
+            .field("model", &self.generator.name())
+            .field("opts", &self.opts)
+            .finish()
+    }
 }
 
 /// The metrics, as printed.
@@ -354,6 +373,7 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut lat = Vec::with_capacity(selected.len());
     let mut per_query = Vec::new();
+    let mut dump: Vec<String> = Vec::new();
     for (qid, text, rel) in &selected {
         let t = Instant::now();
         let ids = kb.rank(
@@ -377,7 +397,52 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
             }
             _ => ids,
         };
-        let ranked = documents(&ids)?;
+        let ranked = match &ev.rerank {
+            Some(rr) => {
+                // each document's best chunk, reranked
+                let mut seen = HashSet::new();
+                let mut firsts: Vec<(String, luodi_core::SearchHit)> = Vec::new();
+                for h in kb.store.fetch(&ids)? {
+                    let d = h
+                        .doc_key
+                        .strip_prefix("corpus#")
+                        .unwrap_or(&h.doc_key)
+                        .to_owned();
+                    if seen.insert(d.clone()) {
+                        firsts.push((d, h));
+                    }
+                }
+                let before: HashMap<u64, usize> = firsts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, h))| (h.chunk_id, i + 1))
+                    .collect();
+                let mut hits: Vec<luodi_core::SearchHit> =
+                    firsts.iter().map(|(_, h)| h.clone()).collect();
+                let scores = luodi_engine::retrieve::rerank(
+                    rr.generator.as_ref(),
+                    text,
+                    &mut hits,
+                    &rr.opts,
+                )
+                .map_err(|e| Error::internal("rerank", e))?;
+                let doc = |h: &luodi_core::SearchHit| -> String {
+                    h.doc_key
+                        .strip_prefix("corpus#")
+                        .unwrap_or(&h.doc_key)
+                        .to_owned()
+                };
+                for (h, s) in hits.iter().zip(&scores) {
+                    let d = doc(h);
+                    dump.push(
+                        serde_json::json!({"q": qid, "doc": d, "rank": before.get(&h.chunk_id), "score": s, "rel": rel.contains_key(&d)})
+                            .to_string(),
+                    );
+                }
+                hits.iter().map(doc).collect()
+            }
+            None => documents(&ids)?,
+        };
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         let nrel = rel.len() as f64;
         let found = |k: usize| {
@@ -423,6 +488,9 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     }
     if let Some(path) = &ev.per_query {
         std::fs::write(path, per_query.join("\n") + "\n").map_err(|e| Error::io(path, e))?;
+    }
+    if let Some(path) = ev.rerank.as_ref().and_then(|r| r.dump.as_ref()) {
+        std::fs::write(path, dump.join("\n") + "\n").map_err(|e| Error::io(path, e))?;
     }
     let n = selected.len() as f64;
     lat.sort_by(|a, b| a.total_cmp(b));

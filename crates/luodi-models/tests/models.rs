@@ -331,6 +331,38 @@ fn llm_quotes_the_evidence_and_decodes_alternative_quotes() {
 }
 
 #[test]
+fn llm_scores_a_reply_token_by_token_and_prefers_the_one_the_passage_asks_for() {
+    let g = llm();
+    let messages = [
+        ChatMessage::system("读下面的资料，写出一个能用这段资料回答的问题。"),
+        ChatMessage::user("资料：青禾科技的年假为每年15天，入职满一年后可以申请。"),
+    ];
+    let on_topic = g
+        .reply_logprobs(&messages, "青禾科技的年假有多少天？")
+        .expect("scores");
+    let off_topic = g
+        .reply_logprobs(&messages, "火星上的沙尘暴一般持续多久？")
+        .expect("scores");
+    assert!(!on_topic.is_empty() && !off_topic.is_empty());
+    assert!(on_topic.iter().all(|l| *l <= 0.0 && l.is_finite()));
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    assert!(
+        mean(&on_topic) > mean(&off_topic) + 0.5,
+        "{} vs {}",
+        mean(&on_topic),
+        mean(&off_topic)
+    );
+    // the same scoring twice gives the same numbers (the cached prefix is reused correctly)
+    let again = g
+        .reply_logprobs(&messages, "青禾科技的年假有多少天？")
+        .expect("scores");
+    assert_eq!(on_topic.len(), again.len());
+    for (a, b) in on_topic.iter().zip(&again) {
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    }
+}
+
+#[test]
 fn llm_stops_at_stop_strings_and_max_tokens() {
     let g = llm();
     let params = GenParams {

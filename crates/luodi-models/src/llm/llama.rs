@@ -314,6 +314,92 @@ impl LlamaGenerator {
         self.generate_tokens(&tokens, params, on_text)
     }
 
+    /// The log-probability of each token of `continuation` right after `prompt` (teacher
+    /// forcing, nothing generated): the tokens that differ from the cached prefix are
+    /// evaluated once, with logits read at every position that predicts a continuation
+    /// token. How likely a passage makes a question, for ranking passages.
+    pub fn continuation_logprobs(
+        &self,
+        prompt: &str,
+        continuation: &str,
+    ) -> Result<Vec<f32>, ModelError> {
+        let vocab = self.model.vocab();
+        let mut tokens = self.tokenize(prompt);
+        let prompt_len = tokens.len();
+        let cont = vocab.tokenize(continuation.as_bytes(), false, false);
+        if prompt_len == 0 || cont.is_empty() {
+            return Ok(Vec::new());
+        }
+        tokens.extend_from_slice(&cont);
+        let n_ctx = self.config.n_ctx as usize;
+        if tokens.len() > n_ctx {
+            return Err(ModelError::ContextExceeded {
+                tokens: tokens.len(),
+                reserve: 0,
+                limit: n_ctx,
+            });
+        }
+        let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let session = &mut *guard;
+        self.load_prompt_cache(session);
+        let common = session
+            .cached
+            .iter()
+            .zip(&tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // the last prompt token is evaluated again: its logits predict the first one
+        let keep = common.min(prompt_len - 1);
+        if keep < session.cached.len() {
+            let ok = session
+                .ctx
+                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+                .unwrap_or(false);
+            if !ok {
+                session.ctx.clear_kv_cache();
+                session.cached.clear();
+            } else {
+                session.cached.truncate(keep);
+            }
+        }
+        let log_softmax = |logits: &[f32], i: usize| {
+            let max = logits.iter().copied().fold(f32::MIN, f32::max);
+            let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+            logits[i] - max - sum.ln()
+        };
+        let n_batch = (self.config.n_batch as usize).max(1);
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        let mut out = Vec::with_capacity(cont.len());
+        let mut pos = session.cached.len();
+        // the last token predicts nothing that is scored
+        let last = tokens.len() - 1;
+        while pos < last {
+            batch.clear();
+            let end = (pos + n_batch).min(last);
+            for (i, &t) in tokens[pos..end].iter().enumerate() {
+                let p = pos + i;
+                batch
+                    .add(t, p as i32, &[0], p + 1 >= prompt_len)
+                    .map_err(|e| ModelError::Permanent(format!("batch: {e}")))?;
+            }
+            session.decode(&mut batch)?;
+            session.cached.extend_from_slice(&tokens[pos..end]);
+            for (i, p) in (pos..end).enumerate() {
+                if p + 1 >= prompt_len {
+                    let logits = session.ctx.get_logits_ith(i as i32);
+                    let next = tokens[p + 1].0 as usize;
+                    out.push(
+                        logits
+                            .get(next)
+                            .map_or(f32::MIN, |_| log_softmax(logits, next)),
+                    );
+                }
+            }
+            pos = end;
+        }
+        Ok(out)
+    }
+
     fn generate_tokens(
         &self,
         tokens: &[LlamaToken],
@@ -657,6 +743,15 @@ impl Generator for LlamaGenerator {
     ) -> Result<Generation, ModelError> {
         let prompt = self.render(messages)?;
         self.complete(&prompt, params, on_text)
+    }
+
+    fn reply_logprobs(
+        &self,
+        messages: &[ChatMessage],
+        reply: &str,
+    ) -> Result<Vec<f32>, ModelError> {
+        let prompt = self.render(messages)?;
+        self.continuation_logprobs(&prompt, reply)
     }
 }
 
