@@ -85,6 +85,30 @@ struct Session {
 }
 
 impl Session {
+    /// Keeps the cached tokens `tokens` starts with, at most `limit` of them, and drops the
+    /// rest from the KV cache (all of it when that fails).
+    fn keep_prefix(&mut self, tokens: &[LlamaToken], limit: usize) {
+        let common = self
+            .cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let keep = common.min(limit);
+        if keep < self.cached.len() {
+            let ok = self
+                .ctx
+                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+                .unwrap_or(false);
+            if !ok {
+                self.ctx.clear_kv_cache();
+                self.cached.clear();
+            } else {
+                self.cached.truncate(keep);
+            }
+        }
+    }
+
     /// Evaluate `batch`; on failure the cache is emptied (its state is unknown) and the error
     /// is transient.
     fn decode(&mut self, batch: &mut LlamaBatch) -> Result<(), ModelError> {
@@ -342,26 +366,8 @@ impl LlamaGenerator {
         let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let session = &mut *guard;
         self.load_prompt_cache(session);
-        let common = session
-            .cached
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count();
         // the last prompt token is evaluated again: its logits predict the first one
-        let keep = common.min(prompt_len - 1);
-        if keep < session.cached.len() {
-            let ok = session
-                .ctx
-                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
-                .unwrap_or(false);
-            if !ok {
-                session.ctx.clear_kv_cache();
-                session.cached.clear();
-            } else {
-                session.cached.truncate(keep);
-            }
-        }
+        session.keep_prefix(&tokens, prompt_len - 1);
         let log_softmax = |logits: &[f32], i: usize| {
             let max = logits.iter().copied().fold(f32::MIN, f32::max);
             let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
@@ -424,25 +430,7 @@ impl LlamaGenerator {
         self.load_prompt_cache(session);
 
         // reuse the cached prefix; at least the last prompt token is evaluated for its logits
-        let common = session
-            .cached
-            .iter()
-            .zip(tokens)
-            .take_while(|(a, b)| a == b)
-            .count();
-        let keep = common.min(tokens.len() - 1);
-        if keep < session.cached.len() {
-            let ok = session
-                .ctx
-                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
-                .unwrap_or(false);
-            if !ok {
-                session.ctx.clear_kv_cache();
-                session.cached.clear();
-            } else {
-                session.cached.truncate(keep);
-            }
-        }
+        session.keep_prefix(tokens, tokens.len() - 1);
         let start = session.cached.len();
         let n_batch = self.config.n_batch as usize;
         let mut batch = LlamaBatch::new(n_batch.max(1), 1);
