@@ -549,7 +549,7 @@ pub struct Rerank {
 
 impl Default for Rerank {
     /// Chosen on 30 questions of DomainRAG's tuning half with the 1.5B model (MRR@10 of
-    /// hybrid 0.330 → 0.430; depth 5 gives 0.373, the 0.5B model 0.310: it ranks worse than
+    /// hybrid 0.330 → 0.430; depth 5 gives 0.373, the 0.5B model 0.294: it ranks worse than
     /// the first stage).
     fn default() -> Self {
         Rerank {

@@ -8,7 +8,7 @@
 //! with the candidates `luodi glossary suggest` mines from the knowledge base's own text,
 //! accepted wholesale (the miner never sees the table).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use luodi_core::{Error, Result, SearchMode, SearchQuery};
@@ -77,18 +77,10 @@ fn recall5(
             embed,
             Fusion::default(),
         )?;
-        let mut seen = HashSet::new();
-        let mut ranked = Vec::new();
-        for h in kb.store.fetch(&ids)? {
-            let id = h
-                .doc_key
-                .strip_prefix("corpus#")
-                .unwrap_or(&h.doc_key)
-                .to_owned();
-            if seen.insert(id.clone()) {
-                ranked.push(id);
-            }
-        }
+        let ranked: Vec<String> = crate::retrieval::first_chunks(kb.store.fetch(&ids)?)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
         let found = ranked
             .iter()
             .take(5)
@@ -187,15 +179,17 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
         // `glossary suggest` reads from a KB's conversations); the table is not given
         let asked_log: Vec<String> = abbreviated.iter().map(|(q, _)| q.clone()).collect();
         let mined_asked = mine(&asked_log);
-        let found = used
-            .iter()
-            .filter(|(f, a)| {
-                mined
-                    .entries()
-                    .iter()
-                    .any(|e| &e.term == a && e.forms.first() == Some(f))
-            })
-            .count();
+        // the table's pairs a glossary holds exactly
+        let pairs_found = |g: &Glossary| {
+            used.iter()
+                .filter(|(f, a)| {
+                    g.entries()
+                        .iter()
+                        .any(|e| &e.term == a && e.forms.first() == Some(f))
+                })
+                .count()
+        };
+        let found = pairs_found(&mined);
         let n_mined = mined.entries().len();
         if let Some(path) = &ev.per_query {
             let mut f = std::fs::OpenOptions::new()
@@ -211,15 +205,7 @@ pub fn run(ev: &GlossaryEval) -> Result<GlossaryReport> {
                 writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
             }
         }
-        let found_asked = used
-            .iter()
-            .filter(|(f, a)| {
-                mined_asked
-                    .entries()
-                    .iter()
-                    .any(|e| &e.term == a && e.forms.first() == Some(f))
-            })
-            .count();
+        let found_asked = pairs_found(&mined_asked);
         kb.glossary = mined;
         let r_mined = recall5(&kb, &abbreviated, ev.mode, embed_ref)?;
         kb.glossary = mined_asked;

@@ -356,18 +356,9 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     let mut sparse_mrr = 0.0;
     // chunk hits → documents (corpus ids), best chunk first
     let documents = |ids: &[(u64, f32)]| -> Result<Vec<String>> {
-        let mut seen = HashSet::new();
-        Ok(kb
-            .store
-            .fetch(ids)?
+        Ok(first_chunks(kb.store.fetch(ids)?)
             .into_iter()
-            .map(|h| {
-                h.doc_key
-                    .strip_prefix("corpus#")
-                    .unwrap_or(&h.doc_key)
-                    .to_owned()
-            })
-            .filter(|d| seen.insert(d.clone()))
+            .map(|(d, _)| d)
             .collect())
     };
     let (mut mrr, mut r1, mut r5, mut r10, mut r50, mut ndcg) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
@@ -400,25 +391,14 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         let ranked = match &ev.rerank {
             Some(rr) => {
                 // each document's best chunk, reranked
-                let mut seen = HashSet::new();
-                let mut firsts: Vec<(String, luodi_core::SearchHit)> = Vec::new();
-                for h in kb.store.fetch(&ids)? {
-                    let d = h
-                        .doc_key
-                        .strip_prefix("corpus#")
-                        .unwrap_or(&h.doc_key)
-                        .to_owned();
-                    if seen.insert(d.clone()) {
-                        firsts.push((d, h));
-                    }
-                }
+                let firsts = first_chunks(kb.store.fetch(&ids)?);
                 let before: HashMap<u64, usize> = firsts
                     .iter()
                     .enumerate()
                     .map(|(i, (_, h))| (h.chunk_id, i + 1))
                     .collect();
                 let mut hits: Vec<luodi_core::SearchHit> =
-                    firsts.iter().map(|(_, h)| h.clone()).collect();
+                    firsts.into_iter().map(|(_, h)| h).collect();
                 let scores = luodi_engine::retrieve::rerank(
                     rr.generator.as_ref(),
                     text,
@@ -426,20 +406,14 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
                     &rr.opts,
                 )
                 .map_err(|e| Error::internal("rerank", e))?;
-                let doc = |h: &luodi_core::SearchHit| -> String {
-                    h.doc_key
-                        .strip_prefix("corpus#")
-                        .unwrap_or(&h.doc_key)
-                        .to_owned()
-                };
-                for (h, s) in hits.iter().zip(&scores) {
-                    let d = doc(h);
+                let ranked: Vec<String> = hits.iter().map(|h| corpus_id(&h.doc_key)).collect();
+                for ((h, d), s) in hits.iter().zip(&ranked).zip(&scores) {
                     dump.push(
-                        serde_json::json!({"q": qid, "doc": d, "rank": before.get(&h.chunk_id), "score": s, "rel": rel.contains_key(&d)})
+                        serde_json::json!({"q": qid, "doc": d, "rank": before.get(&h.chunk_id), "score": s, "rel": rel.contains_key(d)})
                             .to_string(),
                     );
                 }
-                hits.iter().map(doc).collect()
+                ranked
             }
             None => documents(&ids)?,
         };
@@ -519,6 +493,25 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         analyzer: ev.config.analyzer.letters(),
         sparse_mrr10: sparse.is_some().then_some(sparse_mrr / n),
     })
+}
+
+/// The corpus id of a document stored from a corpus file (`corpus#ID`).
+pub(crate) fn corpus_id(doc_key: &str) -> String {
+    doc_key
+        .strip_prefix("corpus#")
+        .unwrap_or(doc_key)
+        .to_owned()
+}
+
+/// Each document's first (best) chunk of `hits`, with its corpus id, in order.
+pub(crate) fn first_chunks(
+    hits: Vec<luodi_core::SearchHit>,
+) -> Vec<(String, luodi_core::SearchHit)> {
+    let mut seen = HashSet::new();
+    hits.into_iter()
+        .map(|h| (corpus_id(&h.doc_key), h))
+        .filter(|(d, _)| seen.insert(d.clone()))
+        .collect()
 }
 
 /// 1 / the rank of the first relevant document in the top 10 (0 when none is).

@@ -368,11 +368,6 @@ impl LlamaGenerator {
         self.load_prompt_cache(session);
         // the last prompt token is evaluated again: its logits predict the first one
         session.keep_prefix(&tokens, prompt_len - 1);
-        let log_softmax = |logits: &[f32], i: usize| {
-            let max = logits.iter().copied().fold(f32::MIN, f32::max);
-            let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-            logits[i] - max - sum.ln()
-        };
         let n_batch = (self.config.n_batch as usize).max(1);
         let mut batch = LlamaBatch::new(n_batch, 1);
         let mut out = Vec::with_capacity(cont.len());
@@ -485,11 +480,6 @@ impl LlamaGenerator {
                 .collect();
             (candidates, table)
         });
-        let log_softmax = |logits: &[f32], i: usize| {
-            let max = logits.iter().copied().fold(f32::MIN, f32::max);
-            let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-            logits[i] - max - sum.ln()
-        };
         // the first tokens each answer starts with (None: the greedy choice); with several,
         // the most likely allowed tokens that do not begin with the same character
         let firsts: Vec<Option<(usize, f32)>> = match &mut spans {
@@ -676,6 +666,13 @@ impl LlamaGenerator {
             alternatives,
         })
     }
+}
+
+/// Log-softmax of entry `i` of `logits` (its log-probability over the whole vocabulary).
+fn log_softmax(logits: &[f32], i: usize) -> f32 {
+    let max = logits.iter().copied().fold(f32::MIN, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    logits[i] - max - sum.ln()
 }
 
 fn new_context(
