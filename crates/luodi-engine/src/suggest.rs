@@ -367,9 +367,10 @@ fn every_word_gives(words: &[String], abbr: &str) -> bool {
 }
 
 /// Asked: a short word of the questions that no document holds (people call something by a
-/// name the documents do not use), paired with the documents' term that starts with its
-/// first character, holds the rest in order, and that the model finds the likeliest to be
-/// shortened so (at least as likely as a pair seen together must be).
+/// name the documents do not use), paired with the documents' term whose first word starts
+/// or ends with its first character, whose words give the rest in order, and that the model
+/// finds the likeliest to be shortened so (at least as likely as a pair seen together must
+/// be).
 fn asked(
     docs: &[String],
     questions: &[String],
@@ -381,10 +382,19 @@ fn asked(
         return Vec::new();
     }
     let seg = luodi_text::Segmenter::shared();
+    // terms by the first and the last character of their first word: a short form starts
+    // with one of them (港姐 with 港 of 香港小姐)
     let mut by_first: HashMap<char, Vec<(&Vec<String>, usize)>> = HashMap::new();
     for (t, n) in term_count {
-        if let Some(c) = t.first().and_then(|w| w.chars().next()) {
-            by_first.entry(c).or_default().push((t, *n));
+        let Some(w) = t.first() else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (w.chars().next(), w.chars().last()) else {
+            continue;
+        };
+        by_first.entry(a).or_default().push((t, *n));
+        if b != a {
+            by_first.entry(b).or_default().push((t, *n));
         }
     }
     // (abbr, full) → (questions, example)
@@ -517,11 +527,13 @@ mod tests {
             "财政金融学院设有金融学、财政学两个专业。财政金融学院院长由校长任命。".into(),
             "省政府决策因火山喷发而改变。省政府迁往新城。".into(),
             "证券交易所每天上午开盘。华沙证券交易所建于1817年。".into(),
+            "台北市市民以工代赈辅导自治条例。以工代赈提供临时工作。".into(),
         ];
         let questions: Vec<String> = vec![
             "财金学院的院长是谁？".into(),
             "华沙证交所什么时候建立？".into(),
             "省府为什么搬迁？".into(),
+            "申请工赈临时工要什么文件？".into(),
         ];
         let m = AbbrevModel::first_characters();
         let s = suggest(&docs, &questions, &m, 100);
@@ -537,6 +549,8 @@ mod tests {
                 .any(|(a, f)| *a == "财金" && f.starts_with("财政金融")),
             "{asked:?}"
         );
+        // a short form may start inside the term's first word (工 of 以工代赈)
+        assert!(asked.contains(&("工赈", "以工代赈")), "{asked:?}");
         // 决策 gives 省府 no character: no pair
         assert!(!asked.iter().any(|(a, _)| *a == "省府"), "{asked:?}");
         // without questions, nothing is asked
