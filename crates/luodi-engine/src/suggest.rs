@@ -384,7 +384,7 @@ fn asked(
     let seg = luodi_text::Segmenter::shared();
     // terms by the first and the last character of their first word: a short form starts
     // with one of them (港姐 with 港 of 香港小姐)
-    let mut by_first: HashMap<char, Vec<(&Vec<String>, usize)>> = HashMap::new();
+    let mut by_lead: HashMap<char, Vec<(&Vec<String>, usize)>> = HashMap::new();
     for (t, n) in term_count {
         let Some(w) = t.first() else {
             continue;
@@ -392,9 +392,9 @@ fn asked(
         let (Some(a), Some(b)) = (w.chars().next(), w.chars().last()) else {
             continue;
         };
-        by_first.entry(a).or_default().push((t, *n));
+        by_lead.entry(a).or_default().push((t, *n));
         if b != a {
-            by_first.entry(b).or_default().push((t, *n));
+            by_lead.entry(b).or_default().push((t, *n));
         }
     }
     // (abbr, full) → (questions, example)
@@ -422,7 +422,7 @@ fn asked(
                 continue;
             };
             let n = s.chars().count();
-            let best = by_first
+            let best = by_lead
                 .get(&first)
                 .into_iter()
                 .flatten()
