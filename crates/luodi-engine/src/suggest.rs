@@ -179,11 +179,11 @@ pub fn suggest(
         // terms of 2-3 words (CJK, 3-10 characters) and short words of this document
         let words: Vec<&str> = seg.cut(text);
         let mut terms: Vec<Vec<String>> = Vec::new();
-        // one long word (香港小姐, 杭州分公司) counts as its two-character parts
+        // one long word (香港小姐, 中国共产党) counts as the words it is made of
         for w in &words {
             let c: Vec<char> = w.chars().collect();
             if (4..=10).contains(&c.len()) && c.iter().all(|x| is_cjk(*x)) {
-                terms.push(c.chunks(2).map(|p| p.iter().collect()).collect());
+                terms.push(parts_of(seg, &c));
             }
         }
         for n in 2..=3 {
@@ -328,6 +328,45 @@ pub fn suggest(
         }
     }
     kept
+}
+
+/// The words a long word is made of: the fewest dictionary words of two or more characters
+/// that spell it (中国共产党 → 中国 共产党, 上海证券交易所 → 上海 证券 交易所), or, where none
+/// do (以工代赈), its two-character pieces. Short forms take characters word by word (中共),
+/// so the split decides which short forms fit.
+fn parts_of(seg: &luodi_text::Segmenter, chars: &[char]) -> Vec<String> {
+    let n = chars.len();
+    // best[j]: the fewest words spelling chars[..j], as the start of the last one
+    let mut best: Vec<Option<(usize, usize)>> = vec![None; n + 1];
+    best[0] = Some((0, 0));
+    for i in 0..n {
+        let Some((pieces, _)) = best[i] else {
+            continue;
+        };
+        for j in i + 2..=n {
+            if j - i == n {
+                break;
+            }
+            let w: String = chars[i..j].iter().collect();
+            if seg.has_word(&w) && best[j].is_none_or(|(p, _)| pieces + 1 < p) {
+                best[j] = Some((pieces + 1, i));
+            }
+        }
+    }
+    if best[n].is_none() {
+        return chars.chunks(2).map(|p| p.iter().collect()).collect();
+    }
+    let mut out = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        let Some((_, i)) = best[j] else {
+            break;
+        };
+        out.push(chars[i..j].iter().collect());
+        j = i;
+    }
+    out.reverse();
+    out
 }
 
 /// Whether a term reads as the name of a thing (a noun phrase: 经济学院, 人口普查,
@@ -604,6 +643,16 @@ mod tests {
         assert!(has("粤分", "广东分公司"), "{s:?}");
         let first = &s[0];
         assert_eq!(first.evidence, "stated");
+    }
+
+    #[test]
+    fn a_long_word_is_read_as_the_words_it_is_made_of() {
+        let seg = luodi_text::Segmenter::shared();
+        let parts = |w: &str| parts_of(seg, &w.chars().collect::<Vec<_>>());
+        assert_eq!(parts("中国共产党"), ["中国", "共产党"]);
+        assert_eq!(parts("上海证券交易所"), ["上海", "证券", "交易所"]);
+        assert_eq!(parts("香港小姐"), ["香港", "小姐"]);
+        assert_eq!(parts("以工代赈"), ["以工", "代赈"]);
     }
 
     #[test]
