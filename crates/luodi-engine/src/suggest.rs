@@ -280,13 +280,14 @@ pub fn suggest(
             continue;
         }
         let term = Term::new(t.clone(), vec![]);
-        if !names_a_thing(seg, &term.text()) || model.has_abbreviation(&term) < 0.5 {
+        let full = term.text();
+        // the model's cheap judgement first: tagging runs the segmenter again
+        if model.has_abbreviation(&term) < 0.5 || !names_a_thing(seg, &full) {
             continue;
         }
         let Some((abbr, logp)) = model.generate(&term) else {
             continue;
         };
-        let full = term.text();
         // a predicted form that is a word of its own (台北 from 台湾北部) would stand for it
         // wherever the word is used
         if full.contains(&abbr) || seg.has_word(&abbr) || short_docs.contains_key(&abbr) {
