@@ -17,7 +17,7 @@ use luodi_models::llm::{ChatMessage, GenParams, Generator};
 use luodi_text::{detect_script, fold_for_search, split_sentences, Script, Variant};
 use serde::{Deserialize, Serialize};
 
-use crate::context::{asked_year, followup_context, prefer_year, year_of, PastTurn};
+use crate::context::{followup_context, prefer_year, year_of, year_of_question, PastTurn};
 use crate::home::Kb;
 use crate::retrieve::{EmbedCache, Fusion};
 
@@ -1301,12 +1301,9 @@ impl Kb {
             });
         }
         let context = followup_context(history, question);
-        let standalone = match &context {
-            Some(c) => format!("{c} {question}"),
-            None => question.to_owned(),
-        };
+        let standalone = crate::context::standalone(history, question);
         let now_year = year_of(crate::conversation::now_secs());
-        let year = asked_year(question, opts.as_of_year.unwrap_or(now_year)).or(opts.as_of_year);
+        let year = year_of_question(question, opts.as_of_year, now_year);
         let mut query = SearchQuery {
             text: standalone.clone(),
             // a question about a year looks deeper for that year's documents

@@ -400,43 +400,6 @@ impl Corpus {
     }
 }
 
-/// The earlier turns of a conversation question (`history: [{question, answers}]`), each
-/// completed with its own context as the engine would have done.
-fn history_of(row: &serde_json::Map<String, serde_json::Value>) -> Vec<luodi_engine::PastTurn> {
-    let mut out: Vec<luodi_engine::PastTurn> = Vec::new();
-    let Some(serde_json::Value::Array(turns)) = row.get("history") else {
-        return out;
-    };
-    for t in turns {
-        let Some(q) = t.get("question").and_then(|v| v.as_str()) else {
-            continue;
-        };
-        let answer = match t.get("answers") {
-            Some(serde_json::Value::Array(a)) => a
-                .first()
-                .map(|x| match x {
-                    serde_json::Value::Array(parts) => parts
-                        .iter()
-                        .filter_map(|p| p.as_str())
-                        .collect::<Vec<_>>()
-                        .join("、"),
-                    other => other.as_str().unwrap_or_default().to_owned(),
-                })
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        let standalone = match luodi_engine::context::followup_context(&out, q) {
-            Some(c) => format!("{c} {q}"),
-            None => q.to_owned(),
-        };
-        out.push(luodi_engine::PastTurn {
-            question: standalone,
-            answer,
-        });
-    }
-    out
-}
-
 /// The document key the evaluation store gives corpus row `id`.
 fn doc_key(id: &str) -> String {
     format!("corpus#{id}")
@@ -511,11 +474,9 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
         let history = if ev.ignore_context {
             Vec::new()
         } else {
-            history_of(&q.row)
+            q.history()
         };
-        opts.as_of_year = field(&q.row, "date")
-            .filter(|_| !ev.ignore_context)
-            .and_then(|d| luodi_engine::context::years_in(&d).first().copied());
+        opts.as_of_year = q.date_year().filter(|_| !ev.ignore_context);
         let mut answerable_refused = None;
         let mut answerable_signals = None;
         if let Some(c) = &corpus {

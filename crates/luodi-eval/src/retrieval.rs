@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use luodi_core::{Embedder, Error, Result, SearchMode, SearchQuery, SourceState};
+use luodi_engine::context::AskedYear;
 use luodi_engine::{E5Embedder, EmbedCache, Fusion, Kb, KbConfig, Progress};
 use luodi_ingest::{Block, Extracted};
 use serde::Serialize;
@@ -43,6 +44,9 @@ pub struct RetrievalEval {
     pub no_script_match: bool,
     /// Rerank the top documents by the local model's question likelihood.
     pub rerank: Option<LlmRerank>,
+    /// Search every query on its own, without its conversation history or date (the
+    /// baseline for follow-ups and time-sensitive questions).
+    pub ignore_context: bool,
 }
 
 /// The local model reranking the top documents ([`luodi_engine::retrieve::question_likelihood`]).
@@ -258,6 +262,46 @@ pub struct EvalQuery {
     pub row: serde_json::Map<String, serde_json::Value>,
 }
 
+impl EvalQuery {
+    /// The earlier turns of a conversation question (`history: [{question, answers}]`), each
+    /// completed with its own context as the engine would have done.
+    pub fn history(&self) -> Vec<luodi_engine::PastTurn> {
+        let mut out: Vec<luodi_engine::PastTurn> = Vec::new();
+        let Some(serde_json::Value::Array(turns)) = self.row.get("history") else {
+            return out;
+        };
+        for t in turns {
+            let Some(q) = t.get("question").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let answer = match t.get("answers") {
+                Some(serde_json::Value::Array(a)) => a
+                    .first()
+                    .map(|x| match x {
+                        serde_json::Value::Array(parts) => parts
+                            .iter()
+                            .filter_map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join("、"),
+                        other => other.as_str().unwrap_or_default().to_owned(),
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            out.push(luodi_engine::PastTurn {
+                question: luodi_engine::context::standalone(&out, q),
+                answer,
+            });
+        }
+        out
+    }
+
+    /// The year of the date a time-sensitive question is asked on (its `date` field).
+    pub fn date_year(&self) -> Option<i32> {
+        field(&self.row, "date").and_then(|d| luodi_engine::context::years_in(&d).first().copied())
+    }
+}
+
 /// The queries of `data` that have relevance judgements, restricted to a split (by the
 /// queries' `split` field or by a `qrels.<split>.tsv` file) and to a half of the protocol.
 pub fn load_queries(
@@ -322,23 +366,49 @@ pub fn load_queries(
     Ok(selected)
 }
 
+/// A query as searched: its text (after the question it follows, for a follow-up), its
+/// relevant documents, the year it asks about.
+struct Searched {
+    id: String,
+    text: String,
+    relevant: HashMap<String, f64>,
+    year: Option<AskedYear>,
+}
+
 pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     let data = &ev.data;
-    let mut selected: Vec<(String, String, HashMap<String, f64>)> =
-        load_queries(data, ev.split.as_deref(), ev.half)?
-            .into_iter()
-            .map(|q| (q.id, q.text, q.relevant))
-            .collect();
+    // a follow-up is searched after the question it follows and a question about a year
+    // prefers documents of that year, as `ask` does (unless the context is ignored)
+    let now_year = luodi_engine::context::year_of(luodi_engine::now_secs());
+    let mut selected: Vec<Searched> = load_queries(data, ev.split.as_deref(), ev.half)?
+        .into_iter()
+        .map(|q| {
+            if ev.ignore_context {
+                return Searched {
+                    text: q.text,
+                    id: q.id,
+                    relevant: q.relevant,
+                    year: None,
+                };
+            }
+            Searched {
+                text: luodi_engine::context::standalone(&q.history(), &q.text),
+                year: luodi_engine::context::year_of_question(&q.text, q.date_year(), now_year),
+                id: q.id,
+                relevant: q.relevant,
+            }
+        })
+        .collect();
     if let Some(n) = ev.limit {
         selected.truncate(n);
     }
     match ev.query_script {
-        Some(luodi_text::Script::Traditional) => selected
-            .iter_mut()
-            .for_each(|q| q.1 = luodi_text::to_traditional(&q.1, luodi_text::Variant::Taiwan)),
+        Some(luodi_text::Script::Traditional) => selected.iter_mut().for_each(|q| {
+            q.text = luodi_text::to_traditional(&q.text, luodi_text::Variant::Taiwan)
+        }),
         Some(luodi_text::Script::Simplified) => selected
             .iter_mut()
-            .for_each(|q| q.1 = luodi_text::to_simplified(&q.1)),
+            .for_each(|q| q.text = luodi_text::to_simplified(&q.text)),
         _ => {}
     }
     let (mut kb, corpus, index_seconds, cached) =
@@ -354,9 +424,18 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         None => None,
     };
     let mut sparse_mrr = 0.0;
-    // chunk hits → documents (corpus ids), best chunk first
-    let documents = |ids: &[(u64, f32)]| -> Result<Vec<String>> {
-        Ok(first_chunks(kb.store.fetch(ids)?)
+    // chunk hits, the asked year's documents first (as `ask` puts them)
+    let fetch =
+        |ids: &[(u64, f32)], year: Option<AskedYear>| -> Result<Vec<luodi_core::SearchHit>> {
+            let mut hits = kb.store.fetch(ids)?;
+            if let Some(y) = year {
+                luodi_engine::context::prefer_year(&mut hits, y);
+            }
+            Ok(hits)
+        };
+    // → documents (corpus ids), best chunk first
+    let documents = |ids: &[(u64, f32)], year: Option<AskedYear>| -> Result<Vec<String>> {
+        Ok(first_chunks(fetch(ids, year)?)
             .into_iter()
             .map(|(d, _)| d)
             .collect())
@@ -365,7 +444,13 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
     let mut lat = Vec::with_capacity(selected.len());
     let mut per_query = Vec::new();
     let mut dump: Vec<String> = Vec::new();
-    for (qid, text, rel) in &selected {
+    for Searched {
+        id: qid,
+        text,
+        relevant: rel,
+        year,
+    } in &selected
+    {
         let t = Instant::now();
         let ids = kb.rank(
             &SearchQuery {
@@ -380,7 +465,7 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         let ids = match (&sparse, ev.sparse_weight) {
             (Some(sp), Some(w)) => {
                 let alone = sp.rank(text, 200);
-                sparse_mrr += mrr_at_10(&documents(&alone)?, rel);
+                sparse_mrr += mrr_at_10(&documents(&alone, *year)?, rel);
                 let k = ev.fusion.rrf_k.unwrap_or(60.0);
                 let mut fused = luodi_engine::retrieve::fuse(&[(&ids, 1.0), (&alone, w as f32)], k);
                 fused.truncate(200);
@@ -391,7 +476,7 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
         let ranked = match &ev.rerank {
             Some(rr) => {
                 // each document's best chunk, reranked
-                let firsts = first_chunks(kb.store.fetch(&ids)?);
+                let firsts = first_chunks(fetch(&ids, *year)?);
                 let before: HashMap<u64, usize> = firsts
                     .iter()
                     .enumerate()
@@ -415,7 +500,7 @@ pub fn run(ev: &RetrievalEval) -> Result<RetrievalReport> {
                 }
                 ranked
             }
-            None => documents(&ids)?,
+            None => documents(&ids, *year)?,
         };
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         let nrel = rel.len() as f64;

@@ -683,6 +683,10 @@ pub struct RetrievalArgs {
     /// Leave the corpus titles out of the index.
     #[arg(long)]
     pub no_titles: bool,
+    /// Search every query on its own, without its conversation history or date (the
+    /// baseline for follow-ups and time-sensitive questions).
+    #[arg(long)]
+    pub ignore_context: bool,
     /// Chunk size target and limit, in characters (defaults: those of `kb create`).
     #[arg(long, hide = true)]
     pub target_chars: Option<usize>,
@@ -1404,6 +1408,7 @@ fn eval_retrieval(home: &std::path::Path, a: RetrievalArgs) -> Result<ExitCode> 
             }
         },
         no_script_match: a.no_script_match,
+        ignore_context: a.ignore_context,
         rerank: match &a.rerank_llm {
             Some(m) => Some(luodi_eval::retrieval::LlmRerank {
                 generator: luodi_models::llm::open_generator(
