@@ -305,42 +305,53 @@ mod tests {
 
     #[test]
     fn a_bare_noun_refers_to_the_name_it_ends() {
-        let turn = |q: &str| PastTurn {
-            question: q.into(),
-            answer: String::new(),
+        let turns = |qs: &[&str]| -> Vec<PastTurn> {
+            qs.iter()
+                .map(|q| PastTurn {
+                    question: (*q).into(),
+                    answer: String::new(),
+                })
+                .collect()
         };
-        let history = vec![turn("高瓴人工智能学院是什么时候成立的")];
-        assert_eq!(
-            standalone(&history, "学院的院长是谁"),
-            "高瓴人工智能学院 学院的院长是谁"
-        );
-        // a chain keeps its first subject, not every question since
-        let mut chain = history.clone();
-        chain.push(turn("高瓴人工智能学院 学院的院长是谁"));
-        assert_eq!(
-            standalone(&chain, "学院与哪些机构有合作项目？"),
-            "高瓴人工智能学院 学院与哪些机构有合作项目？"
-        );
-        assert_eq!(
-            standalone(&[turn("哲学院有哪些本科专业")], "学院有多少位教师？"),
-            "哲学院 学院有多少位教师？"
-        );
-        // a question naming its own subject stands alone: the noun begins a longer name, or
-        // the question spells the same name
-        let farm = vec![turn("中国人民大学农业与农村发展学院成立于哪一年")];
-        assert_eq!(
-            standalone(&farm, "农村区域发展专业的就业方向"),
-            "农村区域发展专业的就业方向"
-        );
-        let philosophy = vec![turn("中国人民大学哲学院有几个本科专业")];
-        assert_eq!(
-            standalone(&philosophy, "哲学院有哪些本科专业"),
-            "哲学院有哪些本科专业"
-        );
-        assert_eq!(
-            standalone(&history, "差旅住宿标准是多少？"),
-            "差旅住宿标准是多少？"
-        );
+        let founded = "高瓴人工智能学院是什么时候成立的";
+        let cases: [(&[&str], &str, &str); 6] = [
+            (
+                &[founded],
+                "学院的院长是谁",
+                "高瓴人工智能学院 学院的院长是谁",
+            ),
+            // a chain keeps its first subject, not every question since
+            (
+                &[founded, "高瓴人工智能学院 学院的院长是谁"],
+                "学院与哪些机构有合作项目？",
+                "高瓴人工智能学院 学院与哪些机构有合作项目？",
+            ),
+            (
+                &["哲学院有哪些本科专业"],
+                "学院有多少位教师？",
+                "哲学院 学院有多少位教师？",
+            ),
+            // a question naming its own subject stands alone: the noun begins a longer
+            // name, or the question spells the same name
+            (
+                &["中国人民大学农业与农村发展学院成立于哪一年"],
+                "农村区域发展专业的就业方向",
+                "农村区域发展专业的就业方向",
+            ),
+            (
+                &["中国人民大学哲学院有几个本科专业"],
+                "哲学院有哪些本科专业",
+                "哲学院有哪些本科专业",
+            ),
+            (&[founded], "差旅住宿标准是多少？", "差旅住宿标准是多少？"),
+        ];
+        for (history, question, searched) in cases {
+            assert_eq!(
+                standalone(&turns(history), question),
+                searched,
+                "{question}"
+            );
+        }
     }
 
     fn hit(id: u64, score: f32, title: &str, date: &str) -> SearchHit {
