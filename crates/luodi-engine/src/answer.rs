@@ -1301,7 +1301,7 @@ impl Kb {
             });
         }
         let context = followup_context(history, question);
-        let standalone = crate::context::standalone(history, question);
+        let standalone = crate::context::with_context(context.as_deref(), question);
         let now_year = year_of(crate::conversation::now_secs());
         let year = year_of_question(question, opts.as_of_year, now_year);
         let mut query = SearchQuery {

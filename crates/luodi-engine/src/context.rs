@@ -91,7 +91,8 @@ fn named_by_kind(question: &str, previous: &str) -> Option<String> {
     let q = question.trim_start();
     let words = luodi_text::Segmenter::shared().tag(q);
     let (first, tag) = *words.first()?;
-    if first.chars().count() < 2 || !first.chars().all(is_cjk) || !tag.starts_with('n') {
+    if first.chars().count() < 2 || !first.chars().all(luodi_text::is_han) || !tag.starts_with('n')
+    {
         return None;
     }
     // a bare noun: not the first part of a longer one ("农村区域发展专业", "哲学院")
@@ -115,20 +116,21 @@ fn named_by_kind(question: &str, previous: &str) -> Option<String> {
         let before: Vec<char> = previous[..i]
             .chars()
             .rev()
-            .take_while(|c| is_cjk(*c) && !STOPS.contains(*c))
+            .take_while(|c| luodi_text::is_han(*c) && !STOPS.contains(*c))
             .collect();
         (!before.is_empty()).then(|| before.into_iter().rev().chain(first.chars()).collect())
     })
 }
 
-fn is_cjk(c: char) -> bool {
-    matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}')
-}
-
 /// The text a question is searched with: after the earlier question it refers back to, if
 /// it does ([`followup_context`]).
 pub fn standalone(history: &[PastTurn], question: &str) -> String {
-    match followup_context(history, question) {
+    with_context(followup_context(history, question).as_deref(), question)
+}
+
+/// `question` after the `context` [`followup_context`] found for it, if any.
+pub fn with_context(context: Option<&str>, question: &str) -> String {
+    match context {
         Some(c) => format!("{c} {question}"),
         None => question.to_owned(),
     }
