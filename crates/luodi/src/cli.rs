@@ -763,6 +763,10 @@ pub struct AnswerArgs {
     /// Quotes the model decodes from different first tokens to choose between
     #[arg(long)]
     pub span_candidates: Option<usize>,
+    /// Evidence selection: how much the best units by the question's terms are re-scored by
+    /// their embedding's cosine to the question (0: terms alone)
+    #[arg(long)]
+    pub dense_evidence: Option<f32>,
     /// Generate freely instead of quoting a span of the evidence.
     #[arg(long)]
     pub free: bool,
@@ -1269,6 +1273,7 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
             max_tokens: a.max_tokens.unwrap_or(d.max_tokens),
             extractive: !a.free,
             span_candidates: a.span_candidates.unwrap_or(d.span_candidates),
+            dense_evidence: a.dense_evidence.unwrap_or(d.dense_evidence),
             ..d
         },
         model: a.model,
