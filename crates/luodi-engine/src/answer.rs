@@ -1918,9 +1918,9 @@ mod tests {
         assert_eq!(cited_numbers("数组a[i]与[x]"), Vec::<usize>::new());
     }
 
-    #[test]
-    fn evidence_keeps_the_answering_sentence_within_budget() {
-        let hit = |id: u64, text: &str| SearchHit {
+    /// A chunk of the staff handbook, as retrieval returns it.
+    fn handbook_hit(id: u64, text: &str, headings: &[&str]) -> SearchHit {
+        SearchHit {
             score: 1.0,
             chunk_id: id,
             doc_key: format!("d{id}"),
@@ -1931,10 +1931,15 @@ mod tests {
             chunk: luodi_core::Chunk {
                 ordinal: 0,
                 text: text.into(),
-                heading_path: vec!["年假".into()],
+                heading_path: headings.iter().map(|h| h.to_string()).collect(),
                 location: Default::default(),
             },
-        };
+        }
+    }
+
+    #[test]
+    fn evidence_keeps_the_answering_sentence_within_budget() {
+        let hit = |id: u64, text: &str| handbook_hit(id, text, &["年假"]);
         let hits = vec![
             hit(1, "员工入职满一年后享有带薪年假。工作满1年不满10年的，年假5天。当年未休的年假可顺延至次年3月31日，逾期作废。"),
             hit(2, "病假须提供医院证明。连续病假超过3天的，须提供诊断证明。"),
@@ -1955,22 +1960,11 @@ mod tests {
 
     #[test]
     fn evidence_by_meaning_takes_the_sentence_that_answers_in_other_words() {
-        let hit = SearchHit {
-            score: 1.0,
-            chunk_id: 1,
-            doc_key: "d1".into(),
-            source: String::new(),
-            title: "员工手册".into(),
-            modified: None,
-            metadata: Default::default(),
-            chunk: luodi_core::Chunk {
-                ordinal: 0,
-                text: "年假的天数按工龄计算，年假可以分次休。工作满一年的员工享有5天带薪休假。"
-                    .into(),
-                heading_path: Vec::new(),
-                location: Default::default(),
-            },
-        };
+        let hit = handbook_hit(
+            1,
+            "年假的天数按工龄计算，年假可以分次休。工作满一年的员工享有5天带薪休假。",
+            &[],
+        );
         let analyzer = Analyzer::new(AnalyzerConfig::default());
         let q = "年假有几天";
         let terms = QuestionTerms::new(
