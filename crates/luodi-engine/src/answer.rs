@@ -876,6 +876,21 @@ pub fn select_evidence_with(
     (out, best_coverage, coverage_all)
 }
 
+/// The best cosine of an evidence sentence to the question (0 when there is none), by
+/// `cosines` (the refusal signal [`Signals::sentence_cosine`]).
+fn best_sentence_cosine(evidence: &[Evidence], cosines: UnitCosines<'_>) -> Result<f32> {
+    let sentences: Vec<&str> = evidence
+        .iter()
+        .flat_map(|e| split_sentences(&e.text))
+        .map(str::trim)
+        .filter(|s| s.chars().count() >= 4)
+        .collect();
+    if sentences.is_empty() {
+        return Ok(0.0);
+    }
+    Ok(cosines(&sentences)?.into_iter().fold(0.0, f32::max))
+}
+
 fn evidence_block(evidence: &[Evidence]) -> String {
     let mut s = String::new();
     for e in evidence {
@@ -1278,34 +1293,6 @@ impl Kb {
             .collect())
     }
 
-    /// The best cosine of an evidence sentence (as a passage) to the question (as the dense
-    /// query retrieval embedded: the glossary's full forms, the documents' script). Sentences
-    /// are embedded through the cache, so a question asked again costs nothing.
-    fn sentence_cosine(
-        &self,
-        question: &str,
-        evidence: &[Evidence],
-        embedder: &dyn Embedder,
-        cache: &EmbedCache,
-    ) -> Result<f32> {
-        let sentences: Vec<&str> = evidence
-            .iter()
-            .flat_map(|e| split_sentences(&e.text))
-            .map(str::trim)
-            .filter(|s| s.chars().count() >= 4)
-            .collect();
-        if sentences.is_empty() {
-            return Ok(0.0);
-        }
-        let dense = self.in_documents_script(&self.glossary.expand(question).rewritten)?;
-        let q = cache.query(embedder, &dense)?;
-        let vs = cache.passages(embedder, &sentences)?;
-        Ok(vs
-            .iter()
-            .map(|v| v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>())
-            .fold(0.0, f32::max))
-    }
-
     /// Retrieval, evidence selection and the refusal decision for `question`, without a
     /// model: what [`Kb::ask`] sends to the model, or why it does not.
     pub fn prepare(
@@ -1389,22 +1376,30 @@ impl Kb {
             prefer_year(&mut hits, y);
         }
         let terms = self.question_terms(question, context.as_deref())?;
-        let dense_query = match embed {
-            Some(_) => {
-                Some(self.in_documents_script(&self.glossary.expand(&standalone).rewritten)?)
+        // the question as retrieval's dense query reads it (the glossary's full forms, the
+        // documents' script), embedded once: evidence selection and the refusal signal compare
+        // sentences to it, embedded as passages through the cache (a question asked again
+        // costs nothing). Hybrid retrieval embedded the same text already; where it did not
+        // and embedding fails, evidence is chosen by the terms alone.
+        let cosines = match embed {
+            Some((embedder, cache)) => {
+                let dense =
+                    self.in_documents_script(&self.glossary.expand(&standalone).rewritten)?;
+                match cache.query(embedder, &dense) {
+                    Ok(q) => Some(move |texts: &[&str]| -> Result<Vec<f32>> {
+                        Ok(cache
+                            .passages(embedder, texts)?
+                            .iter()
+                            .map(|v| v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>())
+                            .collect())
+                    }),
+                    Err(e) => {
+                        tracing::warn!("evidence by meaning: {e}");
+                        None
+                    }
+                }
             }
             None => None,
-        };
-        let unit_cosines = |texts: &[&str]| -> Result<Vec<f32>> {
-            let (Some((embedder, cache)), Some(dq)) = (embed, dense_query.as_deref()) else {
-                return Ok(vec![0.0; texts.len()]);
-            };
-            let q = cache.query(embedder, dq)?;
-            let vs = cache.passages(embedder, texts)?;
-            Ok(vs
-                .iter()
-                .map(|v| v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>())
-                .collect())
         };
         let (evidence, coverage, coverage_all) = select_evidence_with(
             &terms,
@@ -1412,7 +1407,9 @@ impl Kb {
             opts.pool,
             opts.max_passages,
             opts.evidence_chars,
-            embed.map(|_| (&unit_cosines as UnitCosines<'_>, opts.dense_evidence)),
+            cosines
+                .as_ref()
+                .map(|f| (f as UnitCosines<'_>, opts.dense_evidence)),
         );
         let mut signals = Signals {
             bm25_share: ranked
@@ -1425,9 +1422,8 @@ impl Kb {
             missing_numbers: missing_numbers(question, &evidence),
             sentence_cosine: 0.0,
         };
-        if let (Some((embedder, cache)), true) = (embed, signals.cosine > 0.0) {
-            signals.sentence_cosine =
-                self.sentence_cosine(&standalone, &evidence, embedder, cache)?;
+        if let (Some(f), true) = (&cosines, signals.cosine > 0.0) {
+            signals.sentence_cosine = best_sentence_cosine(&evidence, f)?;
         }
         let confidence = signals.confidence();
         let refuse = evidence.is_empty() || confidence < opts.refuse_below;
