@@ -467,6 +467,7 @@ fn insert(
 impl crate::rows::FromRow for Faq {
     const REQUIRED: &'static [&'static [&'static str]] =
         &[&["question", "title"], &["answer", "text"]];
+    const COLUMNS: &'static [&'static str] = &["question", "title", "answer", "text"];
 
     fn from_row(
         row: &serde_json::Map<String, serde_json::Value>,

@@ -755,6 +755,15 @@ fn record(
 /// (an [`Entry`] a line).
 impl crate::rows::FromRow for Entry {
     const REQUIRED: &'static [&'static [&'static str]] = &[&["kind"], &["term"]];
+    // created_by, which export writes, is taken: an import records who imported
+    const COLUMNS: &'static [&'static str] = &[
+        "kind",
+        "term",
+        "forms",
+        "definition",
+        "source",
+        "created_by",
+    ];
 
     fn from_row(
         row: &serde_json::Map<String, serde_json::Value>,

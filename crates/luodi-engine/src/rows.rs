@@ -19,6 +19,10 @@ pub struct ImportProblem {
 pub struct ImportReport {
     pub added: usize,
     pub problems: Vec<ImportProblem>,
+    /// Columns of a CSV header the import does not read (a misspelt `forms` would otherwise
+    /// show only as rows without forms).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread_columns: Vec<String>,
 }
 
 /// How an import is written.
@@ -136,6 +140,8 @@ pub fn read_file(path: &std::path::Path, required: &[&[&str]]) -> Result<Vec<Row
 pub trait FromRow: Sized {
     /// The columns a CSV header must name (one of each group).
     const REQUIRED: &'static [&'static [&'static str]];
+    /// Every column the import reads (the required ones included).
+    const COLUMNS: &'static [&'static str];
     /// The value of one row's fields, or why the row cannot be imported.
     fn from_row(row: &Map<String, Value>) -> std::result::Result<Self, String>;
 }
@@ -151,6 +157,47 @@ pub fn parse<T: FromRow>(text: &str, format: Format, origin: &str) -> Result<Par
 /// Reads a file as rows of `T`, its format by its extension.
 pub fn parse_file<T: FromRow>(path: &std::path::Path) -> Result<Parsed<T>> {
     Ok(typed(read_file(path, T::REQUIRED)?))
+}
+
+/// The columns of a CSV `text`'s header that an import of `T` does not read, as written (none
+/// for JSON lines, whose objects often carry fields of their own).
+pub fn unread_columns<T: FromRow>(text: &str, format: Format) -> Vec<String> {
+    if format != Format::Csv {
+        return Vec::new();
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let Ok(headers) = r.headers() else {
+        return Vec::new();
+    };
+    headers
+        .iter()
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && !T::COLUMNS.contains(h))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`unread_columns`] of a file, its format by its extension (none when it cannot be read:
+/// reading the rows reports that).
+pub fn unread_columns_in<T: FromRow>(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|text| unread_columns::<T>(&text, Format::of_path(path)))
+        .unwrap_or_default()
+}
+
+/// The note an import prints about [`unread_columns`]: which were left out and which it reads.
+pub fn unread_note<T: FromRow>(unread: &[String]) -> Option<String> {
+    (!unread.is_empty()).then(|| {
+        format!(
+            "column{} {} not read (the columns read are {})",
+            if unread.len() == 1 { "" } else { "s" },
+            unread.join(", "),
+            T::COLUMNS.join(", ")
+        )
+    })
 }
 
 fn typed<T: FromRow>(rows: Vec<Row>) -> Parsed<T> {

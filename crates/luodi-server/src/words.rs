@@ -160,9 +160,12 @@ async fn import<T: FromRow + Send + 'static>(
 ) -> Result<Json<Value>, ApiError> {
     st.writable_kb(&key, &name)?;
     let format = format_of(&q, &headers)?;
-    let rows = rows::parse::<T>(&body_text(body)?, format, "request body")?;
+    let text = body_text(body)?;
+    let rows = rows::parse::<T>(&text, format, "request body")?;
+    let unread = rows::unread_columns::<T>(&text, format);
     let by = who(&key);
-    let report = change(&st, move |h| store(h, &name, rows, &by)).await?;
+    let mut report = change(&st, move |h| store(h, &name, rows, &by)).await?;
+    report.unread_columns = unread;
     Ok(Json(json!(report)))
 }
 

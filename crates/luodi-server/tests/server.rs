@@ -716,6 +716,19 @@ fn glossary_and_faqs_are_managed_over_the_api_and_searches_read_the_new_words() 
         .map(|p| p["row"].as_i64().unwrap())
         .collect();
     assert_eq!(rows, vec![3, 5], "{r}");
+    assert!(r.get("unread_columns").is_none(), "{r}");
+    // a column the import does not read is named
+    let (code, body) = send_raw(
+        &s.url,
+        "/v1/kbs/finance/glossary/import",
+        &writer,
+        "text/csv",
+        "kind,term,forms,备注\nabbreviation,人部,人事部,新增\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    let r = json_of(&body);
+    assert_eq!(r["added"], 1, "{r}");
+    assert_eq!(r["unread_columns"], json!(["备注"]), "{r}");
     // bad imports say what is wrong: no format, a header without the columns, not UTF-8
     let (code, body) = send_raw(
         &s.url,

@@ -196,11 +196,16 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
         }
         GlossaryCmd::Import { kb, file, json } => {
             let rows = luodi_engine::rows::parse_file::<Entry>(&file)?;
-            let r = h.glossary_import(&kb, rows, &who())?;
+            let unread = luodi_engine::rows::unread_columns_in::<Entry>(&file);
+            let mut r = h.glossary_import(&kb, rows, &who())?;
+            r.unread_columns = unread;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             } else {
                 writeln!(out, "imported {} entries into {kb}", r.added)?;
+                if let Some(note) = luodi_engine::rows::unread_note::<Entry>(&r.unread_columns) {
+                    writeln!(out, "  {}: {note}", file.display())?;
+                }
                 for p in &r.problems {
                     writeln!(out, "  {} row {}: {}", file.display(), p.row, p.reason)?;
                 }
@@ -406,11 +411,18 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
         }
         FaqCmd::Import { kb, file, json } => {
             let rows = luodi_engine::rows::parse_file::<luodi_engine::faq::Faq>(&file)?;
-            let r = h.faq_import(&kb, rows, &who())?;
+            let unread = luodi_engine::rows::unread_columns_in::<luodi_engine::faq::Faq>(&file);
+            let mut r = h.faq_import(&kb, rows, &who())?;
+            r.unread_columns = unread;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             } else {
                 writeln!(out, "imported {} FAQs into {kb}", r.added)?;
+                if let Some(note) =
+                    luodi_engine::rows::unread_note::<luodi_engine::faq::Faq>(&r.unread_columns)
+                {
+                    writeln!(out, "  {}: {note}", file.display())?;
+                }
                 for p in &r.problems {
                     writeln!(out, "  {} row {}: {}", file.display(), p.row, p.reason)?;
                 }

@@ -624,6 +624,15 @@ fn glossary_entries_are_checked_versioned_and_read_into_searches() {
     e.ok(&["kb", "create", "hb2"]);
     let r = e.json(&["glossary", "import", "hb2", out.to_str().unwrap(), "--json"]);
     assert_eq!(r["added"], 3, "{r}");
+    assert!(r.get("unread_columns").is_none(), "{r}");
+    // a misspelt column is named, not only felt as rows without forms
+    let typo = e.work.path().join("typo.csv");
+    std::fs::write(&typo, "kind,term,full\nabbreviation,财务部,FIN\n").unwrap();
+    let o = e.ok(&["glossary", "import", "hb2", typo.to_str().unwrap()]);
+    assert!(
+        o.contains("column full not read") && o.contains("forms") && o.contains("row 2"),
+        "{o}"
+    );
     let id = list[0]["id"].as_i64().unwrap().to_string();
     e.ok(&["glossary", "remove", "hb", &id]);
     let h = e.json(&["glossary", "history", "hb", "--json"]);
