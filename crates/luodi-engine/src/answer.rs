@@ -735,7 +735,7 @@ pub fn select_evidence_with(
     }
     // passages: distinct chunks, at most `max_passages`, units deduplicated across
     // overlapping chunks
-    let mut seen_units: HashSet<String> = HashSet::new();
+    let mut seen = SeenUnits::default();
     let mut passages: Vec<(&SearchHit, Vec<&str>, HashSet<String>)> = Vec::new();
     for h in hits {
         if passages.len() >= pool.max(max_passages) {
@@ -743,7 +743,7 @@ pub fn select_evidence_with(
         }
         let units: Vec<&str> = evidence_units(&h.chunk.text)
             .into_iter()
-            .filter(|u| !u.trim().is_empty() && seen_units.insert(u.trim().to_owned()))
+            .filter(|u| !u.trim().is_empty() && seen.is_new(u))
             .collect();
         if units.is_empty() {
             continue;
@@ -874,6 +874,46 @@ pub fn select_evidence_with(
     }
     let coverage_all = question.coverage(&all_terms, &all_context);
     (out, best_coverage, coverage_all)
+}
+
+/// The units of evidence already taken from better-ranked chunks, to show each once: a unit
+/// is a repeat when its letters and digits (folded; punctuation, spaces and line breaks left
+/// out) are those of an earlier unit or lie inside one. Overlapping chunks of one page, and
+/// the same page kept under two names, cut a sentence at different places ("他们建立了全国
+/// 第一个“国际写作中心”," inside "…第一个“国际写作中心\n”,遍邀国内外名家任教,…"), and a small
+/// model's 160 characters of evidence should not hold it twice. Measured (`luodi eval answer
+/// --evidence-only`): DomainRAG tune evidence recall 0.774 → 0.811 (answers 31 → 32 of 53);
+/// the first 300 CMRC trial questions, whose passages do not overlap, unchanged.
+#[derive(Default)]
+struct SeenUnits {
+    exact: HashSet<String>,
+    /// Every key so far, joined by a separator no key holds.
+    joined: String,
+}
+
+impl SeenUnits {
+    /// Units this short are only repeats when equal (a short phrase inside a longer sentence
+    /// may say something of its own).
+    const MIN_CONTAINED: usize = 8;
+
+    fn is_new(&mut self, unit: &str) -> bool {
+        let key: String = luodi_text::fold_for_search(unit)
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect();
+        if key.is_empty() {
+            return self.exact.insert(unit.trim().to_owned());
+        }
+        if self.exact.contains(&key)
+            || (key.chars().count() >= Self::MIN_CONTAINED && self.joined.contains(&key))
+        {
+            return false;
+        }
+        self.joined.push_str(&key);
+        self.joined.push('\u{1}');
+        self.exact.insert(key);
+        true
+    }
 }
 
 /// The best cosine of an evidence sentence to the question (0 when there is none), by
@@ -1952,6 +1992,40 @@ mod tests {
         assert!(ev[0].text.contains("次年3月31日"), "{ev:?}");
         let total: usize = ev.iter().map(|e| e.text.chars().count()).sum();
         assert!(total <= 40 + 2, "{total}: {ev:?}");
+    }
+
+    #[test]
+    fn a_sentence_two_overlapping_chunks_hold_is_shown_once() {
+        // the same page twice, cut at other places: the second chunk's sentence lies inside the
+        // first's (with other punctuation and a line break), and only its new sentence is news
+        let hits = vec![
+            handbook_hit(
+                1,
+                "当年未休的年假可顺延至次年3月31日，逾期作废，\n不折算工资。员工入职满一年后享有带薪年假。",
+                &["年假"],
+            ),
+            handbook_hit(
+                2,
+                "当年未休的年假可顺延至次年3月31日。年假顺延须经部门负责人同意。",
+                &["年假"],
+            ),
+        ];
+        let analyzer = Analyzer::new(AnalyzerConfig::default());
+        let q = "没休完的年假能顺延到什么时候";
+        let terms = QuestionTerms::new(
+            analyzer.terms(q).into_iter().map(|t| (t, 1.0)).collect(),
+            &analyzer,
+        );
+        let (ev, ..) = select_evidence(&terms, &hits, 3, 3, 200);
+        let shown: Vec<&str> = ev.iter().map(|e| e.text.as_str()).collect();
+        let times = shown.concat().matches("次年3月31日").count();
+        assert_eq!(times, 1, "{shown:?}");
+        assert!(shown.concat().contains("部门负责人同意"), "{shown:?}");
+        // a short phrase inside a longer sentence is not a repeat: it may say something else
+        let mut seen = SeenUnits::default();
+        assert!(seen.is_new("年假顺延须经部门负责人同意。"));
+        assert!(seen.is_new("年假顺延"));
+        assert!(!seen.is_new("年假顺延须经部门负责人同意"));
     }
 
     #[test]
