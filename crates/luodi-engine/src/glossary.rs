@@ -756,14 +756,7 @@ fn record(
 impl crate::rows::FromRow for Entry {
     const REQUIRED: &'static [&'static [&'static str]] = &[&["kind"], &["term"]];
     // created_by, which export writes, is taken: an import records who imported
-    const COLUMNS: &'static [&'static str] = &[
-        "kind",
-        "term",
-        "forms",
-        "definition",
-        "source",
-        "created_by",
-    ];
+    const COLUMNS: &'static [&'static str] = &CSV_COLUMNS;
 
     fn from_row(
         row: &serde_json::Map<String, serde_json::Value>,
@@ -788,6 +781,16 @@ impl crate::rows::FromRow for Entry {
     }
 }
 
+/// The columns of a glossary CSV, as export writes them and import reads them.
+const CSV_COLUMNS: [&str; 6] = [
+    "kind",
+    "term",
+    "forms",
+    "definition",
+    "source",
+    "created_by",
+];
+
 /// The entries as CSV (the import's columns, with source and created_by) or JSON lines.
 pub fn export(entries: &[Entry], format: crate::rows::Format) -> Result<Vec<u8>> {
     let fail = |e: &dyn std::fmt::Display| Error::internal("glossary export", e.to_string());
@@ -803,14 +806,7 @@ pub fn export(entries: &[Entry], format: crate::rows::Format) -> Result<Vec<u8>>
         crate::rows::Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             let mut row = |r: [&str; 6]| w.write_record(r).map_err(|e| fail(&e));
-            row([
-                "kind",
-                "term",
-                "forms",
-                "definition",
-                "source",
-                "created_by",
-            ])?;
+            row(CSV_COLUMNS)?;
             for e in entries {
                 row([
                     e.kind.as_str(),
