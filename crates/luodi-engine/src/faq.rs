@@ -345,7 +345,7 @@ impl Home {
     pub fn faq_import(
         &self,
         kb: &str,
-        rows: Vec<(usize, std::result::Result<Faq, String>)>,
+        parsed: crate::rows::Parsed<Faq>,
         by: &str,
     ) -> Result<crate::rows::ImportReport> {
         if self.get(kb)?.is_none() {
@@ -354,8 +354,11 @@ impl Home {
         let mut have = self.faqs(kb)?;
         let mut conn = self.registry()?;
         let tx = conn.transaction().map_err(sql("faqs"))?;
-        let mut report = crate::rows::ImportReport::default();
-        for (row, f) in rows {
+        let mut report = crate::rows::ImportReport {
+            unread_columns: parsed.unread_columns,
+            ..Default::default()
+        };
+        for (row, f) in parsed.rows {
             match f
                 .map_err(Error::InvalidInput)
                 .and_then(|f| insert(&tx, kb, &have, f, by))

@@ -585,20 +585,22 @@ impl Home {
     }
 
     /// Imports entries: a bad or clashing row is reported with its number and the rest go in
-    /// (one transaction, each row checked against the glossary and the rows before it). `rows`
-    /// are (row number, entry or why it could not be read).
+    /// (one transaction, each row checked against the glossary and the rows before it).
     pub fn glossary_import(
         &self,
         kb: &str,
-        rows: Vec<(usize, std::result::Result<Entry, String>)>,
+        parsed: crate::rows::Parsed<Entry>,
         by: &str,
     ) -> Result<ImportReport> {
         self.must_exist(kb)?;
         let mut g = self.glossary(kb)?;
         let mut conn = self.registry()?;
         let tx = conn.transaction().map_err(sql("glossary"))?;
-        let mut report = ImportReport::default();
-        for (row, e) in rows {
+        let mut report = ImportReport {
+            unread_columns: parsed.unread_columns,
+            ..ImportReport::default()
+        };
+        for (row, e) in parsed.rows {
             let e = match e {
                 Ok(mut e) => {
                     if e.source == "hand" {

@@ -19,8 +19,7 @@ pub struct ImportProblem {
 pub struct ImportReport {
     pub added: usize,
     pub problems: Vec<ImportProblem>,
-    /// Columns of a CSV header the import does not read (a misspelt `forms` would otherwise
-    /// show only as rows without forms).
+    /// [`Parsed::unread_columns`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unread_columns: Vec<String>,
 }
@@ -70,9 +69,15 @@ impl Format {
 /// One row: its number (1-based; a CSV's header is row 1) and its fields.
 pub type Row = (usize, std::result::Result<Map<String, Value>, String>);
 
-/// Reads the rows of `text`. A CSV header must name one column of each group in `required`
-/// (alternatives: `&["question", "title"]`); `origin` names the input in that error.
-pub fn read(text: &str, format: Format, origin: &str, required: &[&[&str]]) -> Result<Vec<Row>> {
+/// Reads the rows of `text`, and the columns a CSV header names (none for JSON lines). A CSV
+/// header must name one column of each group in `required` (alternatives: `&["question",
+/// "title"]`); `origin` names the input in that error.
+pub fn read(
+    text: &str,
+    format: Format,
+    origin: &str,
+    required: &[&[&str]],
+) -> Result<(Vec<Row>, Vec<String>)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = Vec::new();
     if format == Format::Jsonl {
@@ -87,7 +92,7 @@ pub fn read(text: &str, format: Format, origin: &str, required: &[&[&str]]) -> R
             };
             rows.push((i + 1, row));
         }
-        return Ok(rows);
+        return Ok((rows, Vec::new()));
     }
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
@@ -122,18 +127,7 @@ pub fn read(text: &str, format: Format, origin: &str, required: &[&[&str]]) -> R
         };
         rows.push((i + 2, row));
     }
-    Ok(rows)
-}
-
-/// Reads the rows of a file, its format by its extension.
-pub fn read_file(path: &std::path::Path, required: &[&[&str]]) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    read(
-        &text,
-        Format::of_path(path),
-        &path.display().to_string(),
-        required,
-    )
+    Ok((rows, headers))
 }
 
 /// What an import makes of a row.
@@ -146,49 +140,39 @@ pub trait FromRow: Sized {
     fn from_row(row: &Map<String, Value>) -> std::result::Result<Self, String>;
 }
 
-/// Rows read as `T`: (row number, value or why not).
-pub type Parsed<T> = Vec<(usize, std::result::Result<T, String>)>;
+/// Rows read as `T`, and what of the input they leave unread.
+pub struct Parsed<T> {
+    /// (row number, value or why not).
+    pub rows: Vec<(usize, std::result::Result<T, String>)>,
+    /// Columns of a CSV header the import does not read, as written (a misspelt `forms` would
+    /// otherwise show only as rows without forms); none for JSON lines, whose objects often
+    /// carry fields of their own.
+    pub unread_columns: Vec<String>,
+}
 
 /// Reads `text` (an upload) as rows of `T`; `origin` names it in errors.
 pub fn parse<T: FromRow>(text: &str, format: Format, origin: &str) -> Result<Parsed<T>> {
-    Ok(typed(read(text, format, origin, T::REQUIRED)?))
+    let (rows, header) = read(text, format, origin, T::REQUIRED)?;
+    Ok(Parsed {
+        rows: rows
+            .into_iter()
+            .map(|(n, r)| (n, r.and_then(|m| T::from_row(&m))))
+            .collect(),
+        unread_columns: header
+            .into_iter()
+            .filter(|h| !h.is_empty() && !T::COLUMNS.contains(&h.as_str()))
+            .collect(),
+    })
 }
 
 /// Reads a file as rows of `T`, its format by its extension.
 pub fn parse_file<T: FromRow>(path: &std::path::Path) -> Result<Parsed<T>> {
-    Ok(typed(read_file(path, T::REQUIRED)?))
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse(&text, Format::of_path(path), &path.display().to_string())
 }
 
-/// The columns of a CSV `text`'s header that an import of `T` does not read, as written (none
-/// for JSON lines, whose objects often carry fields of their own).
-pub fn unread_columns<T: FromRow>(text: &str, format: Format) -> Vec<String> {
-    if format != Format::Csv {
-        return Vec::new();
-    }
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut r = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let Ok(headers) = r.headers() else {
-        return Vec::new();
-    };
-    headers
-        .iter()
-        .map(str::trim)
-        .filter(|h| !h.is_empty() && !T::COLUMNS.contains(h))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// [`unread_columns`] of a file, its format by its extension (none when it cannot be read:
-/// reading the rows reports that).
-pub fn unread_columns_in<T: FromRow>(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .map(|text| unread_columns::<T>(&text, Format::of_path(path)))
-        .unwrap_or_default()
-}
-
-/// The note an import prints about [`unread_columns`]: which were left out and which it reads.
+/// The note an import prints about [`Parsed::unread_columns`]: which were left out and which
+/// it reads.
 pub fn unread_note<T: FromRow>(unread: &[String]) -> Option<String> {
     (!unread.is_empty()).then(|| {
         format!(
@@ -198,12 +182,6 @@ pub fn unread_note<T: FromRow>(unread: &[String]) -> Option<String> {
             T::COLUMNS.join(", ")
         )
     })
-}
-
-fn typed<T: FromRow>(rows: Vec<Row>) -> Parsed<T> {
-    rows.into_iter()
-        .map(|(n, r)| (n, r.and_then(|m| T::from_row(&m))))
-        .collect()
 }
 
 /// The first of `names` the row holds as non-empty text.
@@ -245,14 +223,14 @@ mod tests {
     #[test]
     fn csv_and_json_lines_read_alike_and_bad_rows_keep_their_numbers() {
         let csv = "question,answer\n年假几天,五天\n\"坏,行\n";
-        let rows = read(csv, Format::Csv, "f.csv", &[&["question"], &["answer"]]).unwrap();
+        let (rows, _) = read(csv, Format::Csv, "f.csv", &[&["question"], &["answer"]]).unwrap();
         assert_eq!(rows[0].0, 2);
         assert_eq!(
             text(rows[0].1.as_ref().unwrap(), &["question"]).as_deref(),
             Some("年假几天")
         );
         let jl = "{\"question\":\"年假几天\",\"answer\":\"五天\"}\n\n[1]\n{oops\n";
-        let rows = read(jl, Format::Jsonl, "f.jsonl", &[]).unwrap();
+        let (rows, _) = read(jl, Format::Jsonl, "f.jsonl", &[]).unwrap();
         assert_eq!(rows.len(), 3);
         assert!(rows[0].1.is_ok());
         assert_eq!((rows[1].0, rows[1].1.is_err()), (3, true));

@@ -160,12 +160,9 @@ async fn import<T: FromRow + Send + 'static>(
 ) -> Result<Json<Value>, ApiError> {
     st.writable_kb(&key, &name)?;
     let format = format_of(&q, &headers)?;
-    let text = body_text(body)?;
-    let rows = rows::parse::<T>(&text, format, "request body")?;
-    let unread = rows::unread_columns::<T>(&text, format);
+    let rows = rows::parse::<T>(&body_text(body)?, format, "request body")?;
     let by = who(&key);
-    let mut report = change(&st, move |h| store(h, &name, rows, &by)).await?;
-    report.unread_columns = unread;
+    let report = change(&st, move |h| store(h, &name, rows, &by)).await?;
     Ok(Json(json!(report)))
 }
 

@@ -196,9 +196,7 @@ pub fn run(home: &Path, cmd: GlossaryCmd) -> Result<ExitCode> {
         }
         GlossaryCmd::Import { kb, file, json } => {
             let rows = luodi_engine::rows::parse_file::<Entry>(&file)?;
-            let unread = luodi_engine::rows::unread_columns_in::<Entry>(&file);
-            let mut r = h.glossary_import(&kb, rows, &who())?;
-            r.unread_columns = unread;
+            let r = h.glossary_import(&kb, rows, &who())?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             } else {
@@ -411,9 +409,7 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
         }
         FaqCmd::Import { kb, file, json } => {
             let rows = luodi_engine::rows::parse_file::<luodi_engine::faq::Faq>(&file)?;
-            let unread = luodi_engine::rows::unread_columns_in::<luodi_engine::faq::Faq>(&file);
-            let mut r = h.faq_import(&kb, rows, &who())?;
-            r.unread_columns = unread;
+            let r = h.faq_import(&kb, rows, &who())?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             } else {
