@@ -1015,6 +1015,10 @@ pub fn strip_citations(text: &str) -> String {
 const MAX_QUOTE_CHARS: usize = 50;
 /// A sentence up to this long is quoted whole.
 const SHORT_SENTENCE_CHARS: usize = 40;
+
+/// The share of a yes-or-no question's weighted terms a clause of the evidence holds before
+/// luodi says yes or no from it (below it the answer is the quote alone).
+const YES_NO_COVERAGE: f32 = 0.5;
 /// … or this long, for a question that asks for a description or a reason.
 const DESCRIPTIVE_SENTENCE_CHARS: usize = 140;
 
@@ -1331,6 +1335,95 @@ impl Kb {
             })
             .map(|(t, w, _)| (t, w))
             .collect())
+    }
+
+    /// The clause of the evidence that settles a yes-or-no question: the statement (not a
+    /// question the source asks itself, as an FAQ's title) holding the most of what is asked
+    /// besides what its passage's title already names (the subject: in "香港羽毛球公开赛每年都有
+    /// 比赛吗" under the title 香港羽毛球公开赛, 每年 and 比赛), at least [`YES_NO_COVERAGE`] of
+    /// those weighted terms — the model's quote when it holds as much — with its evidence
+    /// number and whether it says no.
+    fn settle_yes_no(
+        &self,
+        yn: &crate::yes_no::YesNo,
+        evidence: &[Evidence],
+        quoted: Option<&(usize, String)>,
+    ) -> Result<Option<(usize, String, bool)>> {
+        let all = self.content_terms(&yn.predicate)?;
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let analyzer = self.store.analyzer();
+        let empty = HashSet::new();
+        // (coverage of the terms the title lacks, coverage of all terms, evidence, clause)
+        let mut best: Option<(f32, f32, usize, String)> = None;
+        for e in evidence {
+            let about: HashSet<String> = analyzer
+                .terms(&about_text(&e.title, &e.heading_path))
+                .into_iter()
+                .collect();
+            let rest: Vec<(String, f32)> = all
+                .iter()
+                .filter(|(t, _)| !about.contains(t))
+                .cloned()
+                .collect();
+            let rest =
+                QuestionTerms::new(if rest.is_empty() { all.clone() } else { rest }, analyzer);
+            let full = QuestionTerms::new(all.clone(), analyzer);
+            let score = |text: &str| {
+                let got = rest.analyze(text);
+                (rest.coverage(&got, &empty), full.coverage(&got, &empty))
+            };
+            let mut consider = |clause: &str| {
+                let (r, f) = score(clause);
+                if best.as_ref().is_none_or(|b| (r, f) > (b.0, b.1)) {
+                    best = Some((r, f, e.n, clause.to_owned()));
+                }
+            };
+            for unit in e.text.split('…').flat_map(evidence_units) {
+                let unit = unit.trim();
+                if unit.ends_with(['？', '?']) {
+                    continue;
+                }
+                // a long sentence's clauses: the answer stays short
+                if unit.chars().count() <= SHORT_SENTENCE_CHARS {
+                    consider(unit);
+                } else {
+                    for c in unit.split_inclusive(['，', ',', '；', ';']) {
+                        let c = c.trim_end_matches(['，', ',', '；', ';']).trim();
+                        if c.chars().count() >= 4 {
+                            consider(c);
+                        }
+                    }
+                }
+            }
+            // the model's quote, when it holds as much
+            if let Some((qn, q)) =
+                quoted.filter(|(qn, q)| *qn == e.n && !q.trim_end().ends_with(['？', '?']))
+            {
+                let (r, f) = score(q);
+                if best.as_ref().is_none_or(|b| (r, f) >= (b.0, b.1)) {
+                    best = Some((r, f, *qn, q.trim().to_owned()));
+                }
+            }
+        }
+        let Some((cov, _, n, clause)) = best else {
+            return Ok(None);
+        };
+        if cov < YES_NO_COVERAGE {
+            return Ok(None);
+        }
+        // a sentence cut before an opening quote mark keeps it at its end ("学习。\"圆梦计划\"…")
+        let mut clause = clause;
+        let quotes = clause
+            .chars()
+            .filter(|c| matches!(c, '"' | '“' | '”'))
+            .count();
+        if quotes % 2 == 1 && clause.ends_with(['"', '“']) {
+            clause.pop();
+        }
+        let no = yn.says_no(&clause);
+        Ok(Some((n, clause, no)))
     }
 
     /// Retrieval, evidence selection and the refusal decision for `question`, without a
@@ -1717,7 +1810,18 @@ impl Kb {
             answer.total_ms = started.elapsed().as_secs_f64() * 1000.0;
             return Ok(answer);
         }
-        if let Some((n, quote)) = quoted {
+        let settled = match crate::yes_no::yes_no_question(&p.question) {
+            Some(yn) if p.extractive => self
+                .settle_yes_no(&yn, &evidence, quoted.as_ref())?
+                .map(|(n, clause, no)| (yn.reply(no, script), n, clause)),
+            _ => None,
+        };
+        if let Some((reply, n, clause)) = settled {
+            // a yes-or-no question the evidence settles: the yes or the no first, then the
+            // clause that says so
+            answer.text = format!("{reply}{}[{n}]", to_script(&clause, script));
+            on_text(&answer.text);
+        } else if let Some((n, quote)) = quoted {
             // a span of one evidence text, completed to its clause: that text is the citation
             answer.text = format!("{}[{n}]", to_script(&quote, script));
             on_text(&answer.text);

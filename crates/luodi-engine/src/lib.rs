@@ -19,6 +19,7 @@ pub mod matching;
 pub mod retrieve;
 pub mod rows;
 pub mod suggest;
+pub mod yes_no;
 
 pub use access::{AuditEntry, Feedback, Job, KeyInfo, KeyRejection, NewKey, Scope};
 pub use answer::{Answer, AnswerFormat, AskOptions, Choice, Evidence, Prepared, Signals};

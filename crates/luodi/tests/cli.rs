@@ -1041,6 +1041,26 @@ fn ask_answers_with_citations_in_the_question_script_and_refuses_without_evidenc
         "{a}"
     );
     assert!(a["ttft_ms"].as_f64().unwrap() > 0.0);
+    // a yes-or-no question: the yes or the no first, then the clause that says so
+    let y = e.json(&[
+        "ask",
+        "hb",
+        "当年没休完的年假可以顺延吗？",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    let text = y["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("是，可以。") && text.contains("3月31日"),
+        "{y}"
+    );
+    let n = e.json(&["ask", "hb", "事假是有薪假吗？", "--json", "--threads", "2"]);
+    let text = n["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("否，不是。") && text.contains("无薪假"),
+        "{n}"
+    );
     // 繁體 question → 繁體 answer
     let t = e.json(&[
         "ask",
