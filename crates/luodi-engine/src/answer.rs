@@ -1357,6 +1357,7 @@ impl Kb {
         let empty = HashSet::new();
         // (coverage of the terms the title lacks, coverage of all terms, evidence, clause)
         let mut best: Option<(f32, f32, usize, String)> = None;
+        let full = QuestionTerms::new(all.clone(), analyzer);
         for e in evidence {
             let about: HashSet<String> = analyzer
                 .terms(&about_text(&e.title, &e.heading_path))
@@ -1369,7 +1370,6 @@ impl Kb {
                 .collect();
             let rest =
                 QuestionTerms::new(if rest.is_empty() { all.clone() } else { rest }, analyzer);
-            let full = QuestionTerms::new(all.clone(), analyzer);
             let score = |text: &str| {
                 let got = rest.analyze(text);
                 (rest.coverage(&got, &empty), full.coverage(&got, &empty))
@@ -1389,8 +1389,8 @@ impl Kb {
                 if unit.chars().count() <= SHORT_SENTENCE_CHARS {
                     consider(unit);
                 } else {
-                    for c in unit.split_inclusive(['，', ',', '；', ';']) {
-                        let c = c.trim_end_matches(['，', ',', '；', ';']).trim();
+                    for c in unit.split(['，', ',', '；', ';']) {
+                        let c = c.trim();
                         if c.chars().count() >= 4 {
                             consider(c);
                         }

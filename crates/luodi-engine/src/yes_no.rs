@@ -12,6 +12,10 @@ pub struct YesNo {
     pub predicate: String,
     pub modal: Option<&'static str>,
     pub english: bool,
+    /// The predicate's words a negation can govern (with the stem after 有/是), segmented once.
+    words: Vec<String>,
+    /// Whether the question is itself negated ("是否不需要…"): it flips the polarity.
+    negated: bool,
 }
 
 /// Words that make a question ask for something other than yes or no (folded: 么 folds to 幺).
@@ -86,10 +90,14 @@ pub fn yes_no_question(question: &str) -> Option<YesNo> {
         {
             return None;
         }
+        let predicate = words[1..].join(" ");
+        let negated = english_negated(&predicate);
         return Some(YesNo {
-            predicate: words[1..].join(" "),
+            predicate,
             modal: None,
             english: true,
+            words: Vec::new(),
+            negated,
         });
     }
     // the clause asked about: after the last comma
@@ -114,16 +122,34 @@ pub fn yes_no_question(question: &str) -> Option<YesNo> {
     if predicate.chars().count() < 2 {
         return None;
     }
+    let cut = Segmenter::shared().cut(&predicate);
     if modal.is_none() {
-        modal = Segmenter::shared()
-            .cut(&predicate)
-            .into_iter()
-            .find_map(|w| MODALS.iter().find(|m| **m == w).copied());
+        modal = cut
+            .iter()
+            .find_map(|w| MODALS.iter().find(|m| *m == w).copied());
     }
+    let mut words: Vec<String> = Vec::new();
+    for w in cut {
+        if !w.chars().all(char::is_alphanumeric) {
+            continue;
+        }
+        if w.chars().count() >= 2 || MODALS.contains(&w) {
+            words.push(w.to_owned());
+        }
+        // "有毒" is denied by "无毒", "是会员" by "非会员": the word after 有 or 是 too
+        if let Some(stem) = w.strip_prefix('有').or_else(|| w.strip_prefix('是')) {
+            if !stem.is_empty() {
+                words.push(stem.to_owned());
+            }
+        }
+    }
+    let negated = denies_words(&words, &predicate);
     Some(YesNo {
         predicate,
         modal,
         english: false,
+        words,
+        negated,
     })
 }
 
@@ -135,55 +161,52 @@ const NOT_NEGATIONS: &[&str] = &[
 ];
 const ENGLISH_NEGATIONS: &[&str] = &["not", "no", "never", "cannot", "none", "neither", "nor"];
 
+/// Whether an English clause holds a negation ("cannot", "isn't", "no").
+fn english_negated(clause: &str) -> bool {
+    fold_for_search(clause)
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '\'')
+        .any(|w| ENGLISH_NEGATIONS.contains(&w) || w.ends_with("n't"))
+}
+
+/// Whether `clause` holds a negation right before one of `words` ("不得转专业", "没有开设",
+/// "不可以").
+fn denies_words(words: &[String], clause: &str) -> bool {
+    let clause = fold_for_search(clause);
+    for (i, _) in clause.char_indices() {
+        let rest = &clause[i..];
+        let Some(neg) = NEGATIONS.iter().find(|n| rest.starts_with(**n)) else {
+            continue;
+        };
+        if NOT_NEGATIONS.iter().any(|n| rest.starts_with(n)) {
+            continue;
+        }
+        // the words the negation governs: within the next few characters
+        let after = &rest[neg.len()..];
+        if after
+            .char_indices()
+            .take(3)
+            .any(|(j, _)| words.iter().any(|w| after[j..].starts_with(w.as_str())))
+        {
+            return true;
+        }
+    }
+    false
+}
+
 impl YesNo {
-    /// Whether `clause` (of the evidence, or the predicate itself) denies the predicate: a
-    /// negation right before one of its words ("不得转专业", "没有开设", "不可以").
+    /// Whether `clause` (of the evidence) denies the predicate: a negation right before one
+    /// of its words ("不得转专业", "没有开设", "不可以").
     pub fn denies(&self, clause: &str) -> bool {
-        let clause = fold_for_search(clause);
         if self.english {
-            return clause
-                .split(|c: char| !c.is_ascii_alphanumeric() && c != '\'')
-                .any(|w| ENGLISH_NEGATIONS.contains(&w) || w.ends_with("n't"));
+            english_negated(clause)
+        } else {
+            denies_words(&self.words, clause)
         }
-        let mut words: Vec<String> = Vec::new();
-        for w in Segmenter::shared().cut(&fold_for_search(&self.predicate)) {
-            if !w.chars().all(char::is_alphanumeric) {
-                continue;
-            }
-            if w.chars().count() >= 2 || MODALS.contains(&w) {
-                words.push(w.to_owned());
-            }
-            // "有毒" is denied by "无毒", "是会员" by "非会员": the word after 有 or 是 too
-            if let Some(stem) = w.strip_prefix('有').or_else(|| w.strip_prefix('是')) {
-                if !stem.is_empty() {
-                    words.push(stem.to_owned());
-                }
-            }
-        }
-        for (i, _) in clause.char_indices() {
-            let rest = &clause[i..];
-            let Some(neg) = NEGATIONS.iter().find(|n| rest.starts_with(**n)) else {
-                continue;
-            };
-            if NOT_NEGATIONS.iter().any(|n| rest.starts_with(n)) {
-                continue;
-            }
-            // the words the negation governs: within the next few characters
-            let after = &rest[neg.len()..];
-            if after
-                .char_indices()
-                .take(3)
-                .any(|(j, _)| words.iter().any(|w| after[j..].starts_with(w.as_str())))
-            {
-                return true;
-            }
-        }
-        false
     }
 
     /// Whether `clause` says no to the question (a negated question, "是否不需要…", flips it).
     pub fn says_no(&self, clause: &str) -> bool {
-        self.denies(clause) != self.denies(&self.predicate)
+        self.denies(clause) != self.negated
     }
 
     /// The words that open the answer: "是，可以。" / "否，不可以。" ("否，没有。" for 有), "Yes. " / "No. ".
