@@ -278,8 +278,8 @@ fn eval_faq(home: &std::path::Path, a: FaqArgs) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "  report half: top-1 FAQ hit rate {:.3}, wrong-FAQ answers {:.3}, fallback to generation {:.3} (threshold {:.3} from the tuning half)",
-        r.hit_rate, r.wrong_rate, r.fallback_rate, r.policy.threshold
+        "  report half: top-1 FAQ hit rate {:.3}, wrong-FAQ answers {:.3}, fallback to generation {:.3} (threshold {:.3} from the tuning half, where it scored {:.3})",
+        r.hit_rate, r.wrong_rate, r.fallback_rate, r.policy.threshold, r.tune_gain
     )?;
     writeln!(
         out,

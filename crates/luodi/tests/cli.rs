@@ -970,6 +970,18 @@ fn faq_first_answers_a_paraphrase_with_the_vetted_answer_and_imports_report_bad_
         "2",
     ]);
     assert!(b.get("faq").is_none() || b["faq"].is_null(), "{b}");
+    // a question on the subject of the one FAQ but not asking it: a knowledge base of two FAQs
+    // is not sure of them for having nothing else near
+    let m = e.json(&["faq", "match", "hb", "年假有几天？", "--json"]);
+    assert!(
+        m["confidence"].as_f64().unwrap() < m["threshold"].as_f64().unwrap(),
+        "{m}"
+    );
+    let m = e.json(&["faq", "match", "hb", "年假能不能顺延", "--json"]);
+    assert!(
+        m["confidence"].as_f64().unwrap() >= m["threshold"].as_f64().unwrap(),
+        "{m}"
+    );
     let list = e.json(&["faq", "list", "hb", "--json"]);
     let id = list[0]["id"].as_i64().unwrap().to_string();
     e.ok(&["faq", "remove", "hb", &id]);
