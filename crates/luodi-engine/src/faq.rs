@@ -74,7 +74,7 @@ impl Default for FaqPolicy {
     fn default() -> Self {
         // fitted by `luodi eval faq` on the tuning half of evalsets/taipei-faq-paraphrases
         // (texts embedded in simplified script, `embed_text`; the last feature is the
-        // cosine less the neighbourhoods', `candidates_among`);
+        // cosine less the neighbourhoods', `candidates`);
         // the threshold also keeps out the tuning half's questions asked with their FAQ
         // removed and DuReader's search questions (which no FAQ answers)
         FaqPolicy {
@@ -108,30 +108,20 @@ pub fn rank(
     matcher: &Matcher,
     seg: &luodi_text::Segmenter,
 ) -> Vec<(usize, f64)> {
-    let mut out: Vec<(usize, f64)> = candidates(question, qv, faqs, questions, answers, seg)
-        .into_iter()
-        .map(|(i, x)| (i, matcher.prob(&x)))
-        .collect();
+    let mut out: Vec<(usize, f64)> =
+        candidates(question, qv, faqs, questions, answers, seg, &|_| true)
+            .into_iter()
+            .map(|(i, x)| (i, matcher.prob(&x)))
+            .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     out
 }
 
 /// The [`CANDIDATES`] FAQs nearest the question (by the cosine to their question and to
-/// their answer), with the matcher's features (words cut by `seg`: the glossary's segmenter).
+/// their answer) among those `kept` keeps, as if the others were not there (the evaluation
+/// asks questions with their own FAQ taken out), with the matcher's features (words cut by
+/// `seg`: the glossary's segmenter).
 pub fn candidates(
-    question: &str,
-    qv: &[f32],
-    faqs: &[Faq],
-    questions: &[Vec<f32>],
-    answers: &[Vec<f32>],
-    seg: &luodi_text::Segmenter,
-) -> Vec<(usize, Vec<f64>)> {
-    candidates_among(question, qv, faqs, questions, answers, seg, &|_| true)
-}
-
-/// [`candidates`] among the FAQs `kept` keeps, as if the others were not there (the
-/// evaluation asks questions with their own FAQ taken out).
-pub fn candidates_among(
     question: &str,
     qv: &[f32],
     faqs: &[Faq],

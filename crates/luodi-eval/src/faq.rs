@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use luodi_core::{Error, Result};
-use luodi_engine::faq::{candidates, candidates_among, Faq, FaqPolicy};
+use luodi_engine::faq::{candidates, Faq, FaqPolicy};
 use luodi_engine::matching::Matcher;
 use luodi_engine::EmbedCache;
 use serde::Serialize;
@@ -159,6 +159,7 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     } = luodi_engine::faq::FaqVectors::compute(&faqs, &embedder, &cache)?;
     // every question's candidates, with features (the matcher is fitted afterwards)
     let mut scored: Vec<Scored> = Vec::new();
+    let mut scored_held: Vec<Vec<(usize, Vec<f64>)>> = Vec::new();
     for q in &questions {
         let Some(right) = ids.iter().position(|i| *i == q.faq) else {
             return Err(Error::InvalidInput(format!(
@@ -176,15 +177,21 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
             .map(|(i, v)| (i, v.iter().zip(&qv).map(|(a, b)| a * b).sum::<f32>()))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|x| x.0);
-        let cands = candidates(
-            &q.text,
-            &qv,
-            &faqs,
-            &vectors,
-            &answers,
-            luodi_text::Segmenter::shared(),
-        );
-        scored.push((cands, right, cos_top));
+        let among = |kept: &dyn Fn(usize) -> bool| {
+            candidates(
+                &q.text,
+                &qv,
+                &faqs,
+                &vectors,
+                &answers,
+                luodi_text::Segmenter::shared(),
+                kept,
+            )
+        };
+        scored.push((among(&|_| true), right, cos_top));
+        // the question with its FAQ (and any giving the same answer) taken out, as if the
+        // knowledge base did not hold them: a neighbour's answer to it is a wrong answer
+        scored_held.push(among(&|j| !same(j, right)));
     }
     // questions no FAQ answers
     let mut negatives: Vec<(String, String)> = Vec::new();
@@ -205,6 +212,7 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
             &vectors,
             &answers,
             luodi_text::Segmenter::shared(),
+            &|_| true,
         ));
     }
     let neg_tune: Vec<usize> = (0..negatives.len())
@@ -242,21 +250,6 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     let neg_tops = |idx: &[usize]| -> Vec<(bool, f64)> {
         idx.iter().map(|&i| top(&neg_scored[i], None)).collect()
     };
-    // the same questions with their FAQ (and any giving the same answer) taken out, as if
-    // the knowledge base did not hold them: a neighbour's answer to them is a wrong answer
-    let mut scored_held: Vec<Vec<(usize, Vec<f64>)>> = Vec::new();
-    for (q, (_, right, _)) in questions.iter().zip(&scored) {
-        let qv = luodi_engine::faq::question_vector(&q.text, &embedder, &cache)?;
-        scored_held.push(candidates_among(
-            &q.text,
-            &qv,
-            &faqs,
-            &vectors,
-            &answers,
-            luodi_text::Segmenter::shared(),
-            &|j| !same(j, *right),
-        ));
-    }
     let held_out = |idx: &[usize]| -> Vec<(bool, f64)> {
         idx.iter().map(|&i| top(&scored_held[i], None)).collect()
     };
