@@ -8,7 +8,9 @@
 //! threshold. The default matcher and threshold were fitted on the tuning half of the Taipei
 //! FAQ paraphrase set (`luodi eval faq` prints them).
 
-use luodi_core::{Error, Result};
+use std::sync::OnceLock;
+
+use luodi_core::{dot, Error, Result};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -96,44 +98,41 @@ impl Default for FaqPolicy {
 }
 
 /// Scores the FAQ candidates of a question: (index into `faqs`, probability), best first.
-/// `qv` is the question's vector (as a query); `questions[i]` FAQ i's question's (as a
-/// query) and `answers[i]` its answer's (as a passage), all unit length; `question` is the
-/// text as matched (the glossary's rewriting of it).
+/// `qv` is the question's vector (as a query); `question` is the text as matched (the
+/// glossary's rewriting of it).
 pub fn rank(
     question: &str,
     qv: &[f32],
     faqs: &[Faq],
-    questions: &[Vec<f32>],
-    answers: &[Vec<f32>],
+    vectors: &FaqVectors,
     matcher: &Matcher,
     seg: &luodi_text::Segmenter,
 ) -> Vec<(usize, f64)> {
-    let mut out: Vec<(usize, f64)> =
-        candidates(question, qv, faqs, questions, answers, seg, &|_| true)
-            .into_iter()
-            .map(|(i, x)| (i, matcher.prob(&x)))
-            .collect();
+    let mut out: Vec<(usize, f64)> = candidates(question, qv, faqs, vectors, seg, None)
+        .into_iter()
+        .map(|(i, x)| (i, matcher.prob(&x)))
+        .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     out
 }
 
 /// The [`CANDIDATES`] FAQs nearest the question (by the cosine to their question and to
-/// their answer) among those `kept` keeps, as if the others were not there (the evaluation
-/// asks questions with their own FAQ taken out), with the matcher's features (words cut by
-/// `seg`: the glossary's segmenter).
+/// their answer), with the matcher's features (words cut by `seg`: the glossary's segmenter).
+/// With `among`, only the FAQs it keeps, as if the others were not there (the evaluation asks
+/// questions with their own FAQ taken out); without, all of them.
 pub fn candidates(
     question: &str,
     qv: &[f32],
     faqs: &[Faq],
-    questions: &[Vec<f32>],
-    answers: &[Vec<f32>],
+    vectors: &FaqVectors,
     seg: &luodi_text::Segmenter,
-    kept: &dyn Fn(usize) -> bool,
+    among: Option<&dyn Fn(usize) -> bool>,
 ) -> Vec<(usize, Vec<f64>)> {
-    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    let mut by_cos: Vec<(usize, f32, f32)> = questions
+    let kept = |i: usize| among.is_none_or(|keep| keep(i));
+    let mut by_cos: Vec<(usize, f32, f32)> = vectors
+        .questions
         .iter()
-        .zip(answers)
+        .zip(&vectors.answers)
         .enumerate()
         .filter(|(i, _)| kept(*i))
         .map(|(i, (q, a))| (i, dot(q, qv), dot(a, qv)))
@@ -144,12 +143,10 @@ pub fn candidates(
     by_cos
         .into_iter()
         .map(|(i, cq, ca)| {
-            let rf = hub(questions
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i && kept(*j))
-                .map(|(_, v)| dot(v, &questions[i]))
-                .collect());
+            let rf = match among {
+                None => vectors.neighbourhood(i),
+                Some(keep) => neighbourhood(&vectors.questions, i, keep),
+            };
             let mut x = features_with(seg, question, &faqs[i].question, &[cq, ca]);
             // the cosine less how near both sit to questions in general (CSLS): a question
             // near many FAQs, or an FAQ near many questions, is not a match for being near
@@ -169,9 +166,25 @@ const HUB_PRIOR: f32 = 0.92;
 
 /// The mean of the [`HUB_K`] highest cosines (the missing ones at [`HUB_PRIOR`]).
 fn hub(mut cos: Vec<f32>) -> f32 {
+    if cos.len() > HUB_K {
+        cos.select_nth_unstable_by(HUB_K - 1, |a, b| b.total_cmp(a));
+        cos.truncate(HUB_K);
+    }
+    // summed highest first, whatever order the selection left them in
     cos.sort_by(|a, b| b.total_cmp(a));
-    cos.resize(HUB_K.max(cos.len()), HUB_PRIOR);
-    cos[..HUB_K].iter().sum::<f32>() / HUB_K as f32
+    cos.resize(HUB_K, HUB_PRIOR);
+    cos.iter().sum::<f32>() / HUB_K as f32
+}
+
+/// FAQ `i`'s neighbourhood: the [`hub`] of its question's cosines to the other FAQs' questions
+/// that `kept` keeps.
+fn neighbourhood(questions: &[Vec<f32>], i: usize, kept: &dyn Fn(usize) -> bool) -> f32 {
+    hub(questions
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i && kept(*j))
+        .map(|(_, v)| dot(v, &questions[i]))
+        .collect())
 }
 
 /// The FAQ a ranking points to and the confidence FAQ-first decides on: the best candidate's
@@ -186,12 +199,16 @@ pub fn decide(probs: &[(usize, f64)]) -> (Option<usize>, f64) {
 }
 
 /// The vectors of a knowledge base's FAQs: each question (as a query) and each answer (as a
-/// passage), computed once per opened knowledge base.
+/// passage), all unit length, computed once per opened knowledge base.
 #[derive(Debug, Clone)]
 pub struct FaqVectors {
     pub model: String,
     pub questions: Vec<Vec<f32>>,
     pub answers: Vec<Vec<f32>>,
+    /// Each FAQ's [`neighbourhood`] among all the others. It does not depend on the question,
+    /// so it is worked out once, the first time the FAQ is a candidate (opening a large
+    /// knowledge base stays cheap).
+    neighbourhoods: Vec<OnceLock<f32>>,
 }
 
 /// The text FAQ matching embeds: the simplified-script form, so that a 繁體 question and its
@@ -226,11 +243,28 @@ impl FaqVectors {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             answers.extend(cache.passages(embedder, &texts)?);
         }
-        Ok(FaqVectors {
-            model: embedder.id().to_owned(),
+        Ok(FaqVectors::new(
+            embedder.id().to_owned(),
             questions,
             answers,
-        })
+        ))
+    }
+
+    /// FAQ vectors made elsewhere: `questions[i]` FAQ i's question's (as a query), `answers[i]`
+    /// its answer's (as a passage).
+    pub fn new(model: String, questions: Vec<Vec<f32>>, answers: Vec<Vec<f32>>) -> FaqVectors {
+        let neighbourhoods = questions.iter().map(|_| OnceLock::new()).collect();
+        FaqVectors {
+            model,
+            questions,
+            answers,
+            neighbourhoods,
+        }
+    }
+
+    /// FAQ `i`'s neighbourhood among all the others, computed the first time it is asked.
+    fn neighbourhood(&self, i: usize) -> f32 {
+        *self.neighbourhoods[i].get_or_init(|| neighbourhood(&self.questions, i, &|_| true))
     }
 }
 
@@ -272,13 +306,18 @@ impl crate::home::Kb {
         let policy = FaqPolicy::default();
         let asked = self.glossary.expand(question).rewritten;
         let qv = question_vector(&asked, embedder, cache)?;
+        if self.faq_vectors.get().is_none() {
+            // kept for the next question, with the neighbourhoods worked out on the way (the
+            // first embedder a KB meets is the one it uses)
+            let _ = self
+                .faq_vectors
+                .set(FaqVectors::compute(&self.faqs, embedder, cache)?);
+        }
         let computed;
         let vectors = match self.faq_vectors.get() {
             Some(v) if v.model == embedder.id() => v,
             _ => {
                 computed = FaqVectors::compute(&self.faqs, embedder, cache)?;
-                // kept for the next question (the first embedder a KB meets is the one it uses)
-                let _ = self.faq_vectors.set(computed.clone());
                 &computed
             }
         };
@@ -286,8 +325,7 @@ impl crate::home::Kb {
             &asked,
             &qv,
             &self.faqs,
-            &vectors.questions,
-            &vectors.answers,
+            vectors,
             &policy.matcher,
             self.glossary.segmenter(),
         );
@@ -525,5 +563,80 @@ impl crate::rows::FromRow for Faq {
             }),
             _ => Err("needs a question and an answer".to_owned()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The selection finds the same ten, summed in the same order, as sorting them all.
+        #[test]
+        fn hub_is_the_mean_of_the_ten_highest(cos in prop::collection::vec(-1f32..1.0, 0..40)) {
+            let mut sorted = cos.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            sorted.resize(HUB_K.max(sorted.len()), HUB_PRIOR);
+            let want = sorted[..HUB_K].iter().sum::<f32>() / HUB_K as f32;
+            prop_assert_eq!(hub(cos).to_bits(), want.to_bits());
+        }
+    }
+
+    /// Unit vectors from a seed (a small LCG: the test needs no randomness crate).
+    fn unit_vectors(n: usize, dim: usize, mut seed: u64) -> Vec<Vec<f32>> {
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                    })
+                    .collect();
+                let n = dot(&v, &v).sqrt();
+                v.into_iter().map(|x| x / n).collect()
+            })
+            .collect()
+    }
+
+    /// The neighbourhoods kept with the vectors give the features a fresh computation over all
+    /// the FAQs gives, whichever question asks first.
+    #[test]
+    fn kept_neighbourhoods_score_as_computed_afresh() {
+        let n = 30;
+        let faqs: Vec<Faq> = (0..n)
+            .map(|i| Faq {
+                id: i as i64,
+                question: format!("第{i}条问题怎么办理"),
+                answer: format!("第{i}条的答案"),
+                source: hand(),
+                created_at: 0,
+                created_by: String::new(),
+            })
+            .collect();
+        let vectors = FaqVectors::new(
+            "test".into(),
+            unit_vectors(n, 16, 1),
+            unit_vectors(n, 16, 2),
+        );
+        let seg = luodi_text::Segmenter::shared();
+        for (k, qv) in unit_vectors(5, 16, 3).iter().enumerate() {
+            let q = format!("第{k}条问题");
+            let kept = candidates(&q, qv, &faqs, &vectors, seg, None);
+            let fresh = candidates(&q, qv, &faqs, &vectors, seg, Some(&|_| true));
+            assert_eq!(kept.len(), CANDIDATES);
+            assert_eq!(kept, fresh);
+        }
+        // a pass with an FAQ left out does not touch the neighbourhoods kept for all of them
+        let qv = &unit_vectors(1, 16, 4)[0];
+        let without = candidates("问题", qv, &faqs, &vectors, seg, Some(&|j| j != 0));
+        assert!(without.iter().all(|(i, _)| *i != 0));
+        let all = candidates("问题", qv, &faqs, &vectors, seg, None);
+        assert_eq!(
+            all,
+            candidates("问题", qv, &faqs, &vectors, seg, Some(&|_| true))
+        );
     }
 }

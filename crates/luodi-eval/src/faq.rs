@@ -152,11 +152,7 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
     let same = |a: usize, b: usize| answer_of[a] == answer_of[b];
     let embedder = luodi_engine::E5Embedder::load(ev.threads)?;
     let cache = EmbedCache::open(&ev.embed_cache)?;
-    let luodi_engine::faq::FaqVectors {
-        questions: vectors,
-        answers,
-        ..
-    } = luodi_engine::faq::FaqVectors::compute(&faqs, &embedder, &cache)?;
+    let vectors = luodi_engine::faq::FaqVectors::compute(&faqs, &embedder, &cache)?;
     // every question's candidates, with features (the matcher is fitted afterwards)
     let mut scored: Vec<Scored> = Vec::new();
     let mut scored_held: Vec<Vec<(usize, Vec<f64>)>> = Vec::new();
@@ -172,26 +168,26 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
         };
         let qv = luodi_engine::faq::question_vector(&q.text, &embedder, &cache)?;
         let cos_top = vectors
+            .questions
             .iter()
             .enumerate()
-            .map(|(i, v)| (i, v.iter().zip(&qv).map(|(a, b)| a * b).sum::<f32>()))
+            .map(|(i, v)| (i, luodi_core::dot(v, &qv)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|x| x.0);
-        let among = |kept: &dyn Fn(usize) -> bool| {
+        let among = |kept: Option<&dyn Fn(usize) -> bool>| {
             candidates(
                 &q.text,
                 &qv,
                 &faqs,
                 &vectors,
-                &answers,
                 luodi_text::Segmenter::shared(),
                 kept,
             )
         };
-        scored.push((among(&|_| true), right, cos_top));
+        scored.push((among(None), right, cos_top));
         // the question with its FAQ (and any giving the same answer) taken out, as if the
         // knowledge base did not hold them: a neighbour's answer to it is a wrong answer
-        scored_held.push(among(&|j| !same(j, right)));
+        scored_held.push(among(Some(&|j| !same(j, right))));
     }
     // questions no FAQ answers
     let mut negatives: Vec<(String, String)> = Vec::new();
@@ -210,9 +206,8 @@ pub fn run(ev: &FaqEval) -> Result<FaqReport> {
             &qv,
             &faqs,
             &vectors,
-            &answers,
             luodi_text::Segmenter::shared(),
-            &|_| true,
+            None,
         ));
     }
     let neg_tune: Vec<usize> = (0..negatives.len())

@@ -7,7 +7,7 @@
 //! (unit-length vectors, so it is the cosine). At knowledge-base sizes of up to a few hundred
 //! thousand chunks this is a few milliseconds on two cores and needs no approximate index.
 
-use luodi_core::{Error, Result};
+use luodi_core::{dot, Error, Result};
 use rusqlite::params;
 
 use super::{sql_err, EmbeddedStore};
@@ -47,24 +47,6 @@ pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
 
 fn poisoned<T>(_: T) -> Error {
     Error::internal("vectors", "lock poisoned")
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // eight independent sums let the compiler keep them in one AVX register
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 impl EmbeddedStore {

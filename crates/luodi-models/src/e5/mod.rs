@@ -10,6 +10,7 @@ mod tokenizer;
 
 use std::path::Path;
 
+use luodi_core::dot;
 use rayon::prelude::*;
 
 use crate::ModelError;
@@ -640,22 +641,6 @@ fn fast_erf(x: f32) -> f32 {
         * t;
     let r = 1.0 - y * fast_exp(-a * a);
     r.copysign(x)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        s += x * y;
-    }
-    s
 }
 
 /// `r = LN(r + y)` (or `LN(r)`).
