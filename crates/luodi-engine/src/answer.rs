@@ -1523,7 +1523,7 @@ impl Kb {
                         Ok(cache
                             .passages(embedder, texts)?
                             .iter()
-                            .map(|v| v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>())
+                            .map(|v| luodi_core::dot(v, &q))
                             .collect())
                     }),
                     Err(e) => {
