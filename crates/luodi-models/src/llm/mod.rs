@@ -3,6 +3,7 @@
 
 pub mod llama;
 pub mod remote;
+pub mod requant;
 
 use serde::{Deserialize, Serialize};
 
@@ -337,16 +338,17 @@ impl<'a> StopFilter<'a> {
 }
 
 /// The GGUF file `spec` names: `default` / `` (the installed 0.5B model), `large` (the
-/// installed 1.5B model) or a path.
+/// installed 1.5B model) or a path. An installed model is opened in its fastest installed form
+/// for this build (its Q8_0 copy where llama.cpp has AMX kernels).
 pub fn resolve_gguf(spec: &str) -> Result<std::path::PathBuf, ModelError> {
     use crate::catalog;
     match spec {
-        "" | "default" => crate::install::require(
+        "" | "default" => crate::install::require_fastest(
             &crate::models_dir(),
             catalog::QWEN_05B,
             catalog::QWEN_05B_GGUF,
         ),
-        "large" => crate::install::require(
+        "large" => crate::install::require_fastest(
             &crate::models_dir(),
             catalog::QWEN_15B,
             catalog::QWEN_15B_GGUF,
