@@ -206,7 +206,7 @@ impl Store {
     pub fn restore(&mut self, bytes: u64) -> std::io::Result<()> {
         self.pending.clear();
         let now = self.log.metadata()?.len();
-        if bytes > now || bytes % self.rec as u64 != 0 {
+        if bytes > now || !bytes.is_multiple_of(self.rec as u64) {
             return Err(std::io::Error::other(format!(
                 "{}: holds {now} bytes, the checkpoint expects {bytes}: the state folder was changed",
                 self.log_path.display()
@@ -482,7 +482,7 @@ impl Index {
         let mut fences = Vec::new();
         for e in entries {
             let (k, o) = e?;
-            if n as usize % BLOCK_ENTRIES == 0 {
+            if (n as usize).is_multiple_of(BLOCK_ENTRIES) {
                 fences.push(k);
             }
             w.write_all(&k.to_le_bytes())?;

@@ -84,6 +84,12 @@ pub struct AnswerReport {
     pub false_refusal_rate: f64,
     /// Share of questions whose evidence (as shown to the model) holds a gold answer.
     pub evidence_recall: f64,
+    /// With `--unanswerable`: the refusal rate among the questions whose evidence holds no
+    /// gold answer. A pooled corpus can hold a question's answer in other pages still (then
+    /// `evidence_recall` is not zero and answering is not wrong to a user); these are the
+    /// questions the knowledge base, as far as retrieval finds, does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal_without_answer: Option<f64>,
     pub mean_evidence_chars: f64,
     pub mean_answer_chars: Option<f64>,
     pub mean_prompt_tokens: Option<f64>,
@@ -464,6 +470,7 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
     let (mut cited_support, mut cited_dup) = (0usize, 0usize);
     let (mut false_refused, mut evidence_hits, mut evidence_chars) = (0usize, 0usize, 0usize);
     let (mut answer_chars, mut prompt_tokens) = (0usize, 0usize);
+    let mut refused_without_answer = 0usize;
     let (mut ttft, mut latency, mut retrieval) = (Vec::new(), Vec::new(), Vec::new());
     // confidences with and without the gold passages (None: no evidence), for the sweep
     let (mut conf_answerable, mut conf_unanswerable) = (Vec::new(), Vec::new());
@@ -529,6 +536,7 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
             None => {
                 if prepared.refuse {
                     refused += 1;
+                    refused_without_answer += usize::from(!holds);
                 }
             }
             Some(g) => {
@@ -537,6 +545,7 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
                 f1_sum += f;
                 if answer.refused {
                     refused += 1;
+                    refused_without_answer += usize::from(!holds);
                 } else {
                     answered += 1;
                     if answer.citations.iter().any(|c| {
@@ -674,6 +683,9 @@ pub fn run(ev: &AnswerEval) -> Result<AnswerReport> {
             refused as f64 / nf
         },
         evidence_recall: evidence_hits as f64 / nf,
+        refusal_without_answer: ev
+            .unanswerable
+            .then(|| refused_without_answer as f64 / (n - evidence_hits).max(1) as f64),
         mean_evidence_chars: evidence_chars as f64 / nf,
         mean_answer_chars: model_metric(answer_chars as f64 / nf),
         mean_prompt_tokens: model_metric(prompt_tokens as f64 / nf),

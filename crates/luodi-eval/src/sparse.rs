@@ -90,7 +90,7 @@ impl SparseIndex {
                 out.write_all(lines.as_bytes())
                     .map_err(|e| Error::io(cache, e))?;
                 let done = ((bi + 1) * BATCH).min(todo.len());
-                if done % (BATCH * 20) == 0 || done == todo.len() {
+                if done.is_multiple_of(BATCH * 20) || done == todo.len() {
                     eprintln!(
                         "  {done}/{} ({:.0} s)",
                         todo.len(),

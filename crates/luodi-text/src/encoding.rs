@@ -128,7 +128,7 @@ fn finish(enc: &'static Encoding, bytes: &[u8], had_bom: bool) -> Decoded {
 }
 
 fn guess_utf16(bytes: &[u8]) -> Option<&'static Encoding> {
-    if bytes.len() < 4 || bytes.len() % 2 != 0 {
+    if bytes.len() < 4 || !bytes.len().is_multiple_of(2) {
         return None;
     }
     let sample = &bytes[..bytes.len().min(4096)];

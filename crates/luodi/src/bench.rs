@@ -332,7 +332,7 @@ fn generate_corpus(dir: &Path, data: &Path, mb: u64, file_kb: u64) -> Result<(u6
         while body.len() < (file_kb.max(1) * 1000) as usize {
             let (title, text) = &pool[i % pool.len()];
             i += 1;
-            if i % pool.len() == 0 {
+            if i.is_multiple_of(pool.len()) {
                 round += 1;
             }
             n += 1;

@@ -1328,6 +1328,14 @@ fn eval_answer(home: &std::path::Path, a: AnswerArgs, quiet: bool) -> Result<Exi
         r.mean_evidence_chars,
         opt(r.mean_answer_chars, 1)
     )?;
+    if let Some(x) = r.refusal_without_answer {
+        writeln!(
+            out,
+            "  refusal where the evidence holds no gold answer {x:.4} (it still holds one for {:.4}: \
+             the answer is elsewhere in the corpus too)",
+            r.evidence_recall
+        )?;
+    }
     writeln!(
         out,
         "  prompt tokens {}  first token p50 {} ms (p95 {})  answer p50 {} ms  retrieval p50 {:.1} ms  ({:.0} s)",

@@ -144,9 +144,9 @@ pub fn parse(buf: &[u8]) -> Result<RawModel<'_>, FormatError> {
     };
     if header.hidden == 0
         || header.heads == 0
-        || header.hidden % header.heads != 0
-        || header.hidden % QK != 0
-        || header.ffn % QK != 0
+        || !header.hidden.is_multiple_of(header.heads)
+        || !header.hidden.is_multiple_of(QK)
+        || !header.ffn.is_multiple_of(QK)
         || header.max_positions < 3
         || header.layers == 0
         || header.layers > 256
