@@ -334,7 +334,7 @@ mod avx512 {
         _mm512_inserti32x8::<1>(_mm512_set1_epi32(-s0), _mm256_set1_epi32(-s1))
     }
 
-    /// The running sums of one token against [`RO`] rows, over the pairs of blocks.
+    /// Adds one pair of blocks of one token against [`RO`] rows to their running sums.
     #[inline(always)]
     unsafe fn token_pair(
         acc: &mut [__m512; RO],
