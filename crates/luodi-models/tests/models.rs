@@ -353,16 +353,24 @@ fn llm_scores_a_reply_token_by_token_and_prefers_the_one_the_passage_asks_for() 
         mean(&on_topic),
         mean(&off_topic)
     );
-    // the same scoring twice gives the same numbers (the cached prefix is reused correctly;
-    // other tests may use the model in between, and a batch of another shape rounds a little
-    // differently)
+    // the same scoring twice gives the same numbers (the cached prefix is reused correctly).
+    // Other tests may use the model in between, so the prompt may be evaluated again in a batch
+    // of another shape, which rounds differently: a CI machine saw 0.11 nats on an unlikely
+    // token (-4.63 vs -4.74). A wrongly reused prefix moves scores by whole nats and the mean
+    // with them, which is what this guards.
     let again = g
         .reply_logprobs(&messages, "青禾科技的年假有多少天？")
         .expect("scores");
     assert_eq!(on_topic.len(), again.len());
     for (a, b) in on_topic.iter().zip(&again) {
-        assert!((a - b).abs() < 0.05, "{a} vs {b}");
+        assert!((a - b).abs() < 0.3, "{a} vs {b}");
     }
+    assert!(
+        (mean(&on_topic) - mean(&again)).abs() < 0.05,
+        "{} vs {}",
+        mean(&on_topic),
+        mean(&again)
+    );
 }
 
 #[test]
