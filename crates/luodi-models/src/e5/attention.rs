@@ -210,19 +210,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic values in [-1, 1).
-    fn noise(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use crate::e5::kernels::tests::noise;
 
     /// The kernel this CPU runs gives the plain loop's output (within float rounding) for
     /// one token, segments that end inside a register of scores, and long ones that use every
@@ -232,9 +220,9 @@ mod tests {
         for l in [1usize, 3, 17, 40, 64, 100, 181] {
             let stride = l.next_multiple_of(STRIDE_MULTIPLE);
             // queries of a few units, as in the model, so the softmax is not flat
-            let q: Vec<f32> = noise(l * 32, 1).iter().map(|x| x * 8.0).collect();
-            let mut kt = noise(32 * stride, 2);
-            let v = noise(l * 32, 3);
+            let q: Vec<f32> = noise(1, l * 32).iter().map(|x| x * 8.0).collect();
+            let mut kt = noise(2, 32 * stride);
+            let v = noise(3, l * 32);
             let scale = 1.0 / 32f32.sqrt();
             let want = plain(&q, &kt, stride, &v, l, 32, scale);
             // padding keys as large as they come: a kernel that let them in would be far off

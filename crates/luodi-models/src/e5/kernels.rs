@@ -420,11 +420,12 @@ mod avx512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A deterministic stream of pseudo-random numbers in [-1, 1).
-    fn noise(seed: u64, n: usize) -> Vec<f32> {
+    /// A deterministic stream of pseudo-random numbers in [-1, 1) (the attention tests use it
+    /// too).
+    pub(in crate::e5) fn noise(seed: u64, n: usize) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {
