@@ -34,6 +34,7 @@ fn llm() -> &'static LlamaGenerator {
                 threads: 2,
                 n_batch: 512,
                 prompt_cache: None,
+                flash_attention: false,
             },
         )
         .expect("GGUF loads")
@@ -687,6 +688,7 @@ fn llm_prompt_cache_file_carries_the_prefix_to_a_new_generator_and_survives_corr
                 threads: 2,
                 n_batch: 512,
                 prompt_cache: Some(file.clone()),
+                flash_attention: false,
             },
         )
         .expect("GGUF loads")

@@ -566,6 +566,8 @@ pub fn bench_llm(a: LlmBench, quiet: bool) -> Result<ExitCode> {
             threads: a.threads,
             n_batch: 512,
             prompt_cache: None,
+            // LUODI_FLASH_ATTN=1 measures fused attention (the bare loop uses the same)
+            flash_attention: luodi_models::llm::llama::flash_attention_from_env(),
         },
     )?;
     let load_s = t0.elapsed().as_secs_f64();
@@ -624,13 +626,14 @@ pub fn bench_llm(a: LlmBench, quiet: bool) -> Result<ExitCode> {
     let pp_tps = median(&mut pp);
     let ttft_ms = median(&mut ttft);
     let (_, peak) = crate::bench::rss_mb();
+    let fused = g.flash_attention();
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(
             out,
             "{}",
             serde_json::json!({
-                "model": path, "threads": a.threads, "load_seconds": load_s,
+                "model": path, "threads": a.threads, "load_seconds": load_s, "flash_attention": fused,
                 "decode_tps_luodi": ours_tps, "decode_tps_bare": bare_tps, "decode_ratio": ours_tps / bare_tps,
                 "prompt_tokens": n_prompt, "prompt_tps": pp_tps, "ttft_ms": ttft_ms, "peak_rss_mb": peak,
             })
@@ -638,9 +641,14 @@ pub fn bench_llm(a: LlmBench, quiet: bool) -> Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "LLM {} , {} threads (load {load_s:.1} s)",
+            "LLM {} , {} threads, fused attention {} (load {load_s:.1} s)",
             path.display(),
-            a.threads
+            a.threads,
+            if fused {
+                "on"
+            } else {
+                "off (LUODI_FLASH_ATTN=1 turns it on)"
+            }
         )?;
         writeln!(out, "  decode   luodi {ours_tps:.1} tok/s   bare llama.cpp loop {bare_tps:.1} tok/s   ratio {:.3}×", ours_tps / bare_tps)?;
         writeln!(

@@ -395,9 +395,12 @@ pub fn open_generator(
     let stem = path
         .file_stem()
         .map_or_else(|| "gguf".into(), |s| s.to_string_lossy().into_owned());
+    // (the KV layout differs with fused attention: a file of the other kind would not load)
+    let flash_attention = llama::flash_attention_from_env();
+    let fa = if flash_attention { "-fa" } else { "" };
     let prompt_cache = crate::models_dir()
         .join("prompt-cache")
-        .join(format!("{stem}-{size}-{n_ctx}.kv"));
+        .join(format!("{stem}-{size}-{n_ctx}{fa}.kv"));
     Ok(Box::new(llama::LlamaGenerator::load(
         &path,
         llama::LlamaConfig {
@@ -405,6 +408,7 @@ pub fn open_generator(
             threads,
             n_batch: 512,
             prompt_cache: Some(prompt_cache),
+            flash_attention,
         },
     )?))
 }
