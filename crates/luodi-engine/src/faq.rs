@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use luodi_core::{dot, Error, Result};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::now_secs;
@@ -51,6 +51,96 @@ fn hand() -> String {
     "hand".into()
 }
 
+/// The registry migration that adds each knowledge base's FAQ-first mode.
+pub(crate) const MODE_MIGRATION: &str = "
+    CREATE TABLE faq_modes(
+        kb TEXT PRIMARY KEY,
+        mode TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        by TEXT NOT NULL
+    );
+";
+
+/// How readily a knowledge base answers from its FAQs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum FaqMode {
+    /// At the threshold that also keeps out questions whose FAQ the knowledge base does not
+    /// hold (a neighbouring FAQ's answer to them is a wrong answer): fewer questions answered
+    /// from an FAQ, almost never with the wrong one. The default.
+    #[default]
+    Strict,
+    /// At the threshold fitted on paraphrases of FAQs the knowledge base holds: more of them
+    /// answered from their FAQ, but a question whose FAQ is missing is more often answered
+    /// with a neighbouring one. For FAQ sets that cover what is asked.
+    Broad,
+    /// A threshold of the administrator's own on the matcher's probability (0–1).
+    Threshold(f64),
+    /// Never answer from an FAQ (matching still shows the nearest ones).
+    Off,
+}
+
+impl FaqMode {
+    /// Reads `strict`, `broad`, `off` or a number from 0 to 1.
+    pub fn parse(text: &str) -> Result<FaqMode> {
+        let t = text.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "strict" => return Ok(FaqMode::Strict),
+            "broad" => return Ok(FaqMode::Broad),
+            "off" => return Ok(FaqMode::Off),
+            _ => {}
+        }
+        match t.parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => Ok(FaqMode::Threshold(x)),
+            _ => Err(Error::InvalidInput(format!(
+                "FAQ mode {text:?}: use strict, broad, off, or a threshold from 0 to 1"
+            ))),
+        }
+    }
+
+    /// The probability the best FAQ must reach under `policy` (`None`: FAQ-first is off).
+    pub fn threshold(&self, policy: &FaqPolicy) -> Option<f64> {
+        match self {
+            FaqMode::Strict => Some(policy.threshold),
+            FaqMode::Broad => Some(policy.broad_threshold),
+            FaqMode::Threshold(t) => Some(*t),
+            FaqMode::Off => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FaqMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaqMode::Strict => f.write_str("strict"),
+            FaqMode::Broad => f.write_str("broad"),
+            FaqMode::Threshold(t) => write!(f, "{t}"),
+            FaqMode::Off => f.write_str("off"),
+        }
+    }
+}
+
+impl Serialize for FaqMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for FaqMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<FaqMode, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(t) => t,
+            Raw::Number(x) => x.to_string(),
+        };
+        FaqMode::parse(&text).map_err(|e| serde::de::Error::custom(e.to_string()))
+    }
+}
+
 /// The FAQ a question was answered from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaqHit {
@@ -68,8 +158,10 @@ pub const CANDIDATES: usize = 20;
 pub struct FaqPolicy {
     /// Whether a question and an FAQ ask the same thing (per candidate).
     pub matcher: Matcher,
-    /// The best candidate answers when its probability reaches this.
+    /// The best candidate answers when its probability reaches this ([`FaqMode::Strict`]).
     pub threshold: f64,
+    /// The same, fitted on paraphrases alone ([`FaqMode::Broad`]).
+    pub broad_threshold: f64,
 }
 
 impl Default for FaqPolicy {
@@ -82,17 +174,19 @@ impl Default for FaqPolicy {
         FaqPolicy {
             matcher: Matcher {
                 weights: vec![
-                    0.7212, 0.2598, 1.0163, -0.1510, -0.3772, 0.4693, -0.0976, 1.6607,
+                    0.7358, 0.2635, 1.0174, -0.1571, -0.3753, 0.4716, -0.0972, 1.6602,
                 ],
-                bias: -5.8243,
+                bias: -5.8317,
                 mean: vec![
-                    0.9045, 0.8859, 0.1543, 0.0836, 0.6671, 2.5439, 0.1817, -0.0184,
+                    0.9045, 0.8859, 0.1543, 0.0836, 0.6674, 2.5431, 0.1816, -0.0184,
                 ],
                 scale: vec![
-                    0.0254, 0.0185, 0.1051, 0.0826, 0.1935, 0.3711, 0.1559, 0.0220,
+                    0.0254, 0.0186, 0.1051, 0.0826, 0.1932, 0.3705, 0.1560, 0.0220,
                 ],
             },
-            threshold: 0.5587,
+            threshold: 0.5701,
+            // fitted on the tuning half's paraphrases alone (`eval faq`'s `broad`)
+            broad_threshold: 0.1774,
         }
     }
 }
@@ -275,17 +369,19 @@ pub struct FaqMatch {
     pub asked: String,
     /// Best first: (FAQ, the matcher's probability that it asks the same thing).
     pub candidates: Vec<(Faq, f64)>,
-    /// What FAQ-first decides on, and the threshold it must reach.
+    /// What FAQ-first decides on, and the threshold it must reach (none when the knowledge
+    /// base's mode is `off`).
     pub confidence: f64,
-    pub threshold: f64,
+    pub threshold: Option<f64>,
+    pub mode: FaqMode,
 }
 
 impl FaqMatch {
     /// The FAQ that answers, when the confidence reaches the threshold.
     pub fn answer(&self) -> Option<&Faq> {
-        (self.confidence >= self.threshold)
-            .then(|| self.candidates.first().map(|c| &c.0))
-            .flatten()
+        self.threshold
+            .filter(|t| self.confidence >= *t)
+            .and_then(|_| self.candidates.first().map(|c| &c.0))
     }
 }
 
@@ -337,7 +433,8 @@ impl crate::home::Kb {
                 .map(|&(i, p)| (self.faqs[i].clone(), p))
                 .collect(),
             confidence,
-            threshold: policy.threshold,
+            threshold: self.faq_mode.threshold(&policy),
+            mode: self.faq_mode,
         }))
     }
 
@@ -368,6 +465,40 @@ fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 }
 
 impl Home {
+    /// How readily `kb` answers from its FAQs ([`FaqMode::Strict`] unless set).
+    pub fn faq_mode(&self, kb: &str) -> Result<FaqMode> {
+        let conn = self.registry()?;
+        let mode: Option<String> = conn
+            .query_row("SELECT mode FROM faq_modes WHERE kb = ?1", [kb], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql("faq mode"))?;
+        // a value this version cannot read (written by a newer one) counts as the default
+        Ok(mode
+            .and_then(|m| FaqMode::parse(&m).ok())
+            .unwrap_or_default())
+    }
+
+    /// Sets how readily `kb` answers from its FAQs (open copies of the knowledge base see it
+    /// at their next question, as with a new FAQ).
+    pub fn set_faq_mode(&self, kb: &str, mode: FaqMode, by: &str) -> Result<()> {
+        if self.get(kb)?.is_none() {
+            return Err(Error::UnknownKb(kb.to_owned()));
+        }
+        let mut conn = self.registry()?;
+        let tx = conn.transaction().map_err(sql("faq mode"))?;
+        tx.execute(
+            "INSERT INTO faq_modes(kb, mode, at, by) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(kb) DO UPDATE SET mode = ?2, at = ?3, by = ?4",
+            params![kb, mode.to_string(), now_secs(), by],
+        )
+        .map_err(sql("faq mode"))?;
+        crate::glossary::bump_words(&tx, kb)?;
+        tx.commit().map_err(sql("faq mode"))?;
+        Ok(())
+    }
+
     /// The FAQs of `kb`.
     pub fn faqs(&self, kb: &str) -> Result<Vec<Faq>> {
         let conn = self.registry()?;

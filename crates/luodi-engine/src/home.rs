@@ -23,6 +23,7 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     crate::glossary::MIGRATION,
     crate::faq::MIGRATION,
     crate::glossary::REJECTIONS_MIGRATION,
+    crate::faq::MODE_MIGRATION,
 ];
 
 /// Settings fixed when a knowledge base is created.
@@ -254,6 +255,8 @@ impl Home {
                 .map_err(sql("registry"))?;
             tx.execute("DELETE FROM kb_words WHERE kb = ?1", [name])
                 .map_err(sql("registry"))?;
+            tx.execute("DELETE FROM faq_modes WHERE kb = ?1", [name])
+                .map_err(sql("registry"))?;
             Home::forget_kb_scopes(&tx, name)?;
             tx.commit().map_err(sql("registry"))?;
         }
@@ -302,12 +305,14 @@ impl Home {
         let words_version = self.words_version(&info.name)?;
         let glossary = self.glossary(&info.name)?;
         let faqs = self.faqs(&info.name)?;
+        let faq_mode = self.faq_mode(&info.name)?;
         Ok(Kb {
             info,
             store,
             words_version,
             glossary,
             faqs,
+            faq_mode,
             faq_vectors: Default::default(),
             script: Default::default(),
             match_script: true,
@@ -333,6 +338,8 @@ pub struct Kb {
     pub glossary: crate::glossary::Glossary,
     /// Its vetted FAQs as they were when opened: answered first.
     pub faqs: Vec<crate::faq::Faq>,
+    /// How readily it answers from them.
+    pub faq_mode: crate::faq::FaqMode,
     /// The FAQs' vectors, computed at the first question that needs them.
     pub faq_vectors: std::sync::OnceLock<crate::faq::FaqVectors>,
     /// The script most of its documents are in, once known ([`Kb::documents_script`]).
@@ -356,6 +363,7 @@ impl Kb {
             words_version: 0,
             glossary: Default::default(),
             faqs: Vec::new(),
+            faq_mode: Default::default(),
             faq_vectors: Default::default(),
             script: Default::default(),
             match_script: true,

@@ -204,3 +204,37 @@ fn glossary_suggestions_pair_the_short_words_people_ask_with_with_the_documents_
         "{after:?}"
     );
 }
+
+/// A knowledge base's FAQ mode: strict until set, kept across reopening, read by an open copy
+/// once reloaded, a bad value refused by name, gone with the knowledge base.
+#[test]
+fn the_faq_mode_is_set_per_knowledge_base_and_kept() {
+    use luodi_engine::faq::{FaqMode, FaqPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::open(dir.path()).unwrap();
+    home.create("hb", KbConfig::default()).unwrap();
+    home.create("other", KbConfig::default()).unwrap();
+    assert_eq!(home.faq_mode("hb").unwrap(), FaqMode::Strict);
+    let open = home.open_kb("hb").unwrap();
+    home.set_faq_mode("hb", FaqMode::Broad, "test").unwrap();
+    // an open copy sees the change once it reloads its words (the server does at the next
+    // question: the words version moved)
+    assert!(home.words_version("hb").unwrap() > open.words_version);
+    assert_eq!(home.reload_words(&open).unwrap().faq_mode, FaqMode::Broad);
+    assert_eq!(home.faq_mode("other").unwrap(), FaqMode::Strict);
+    drop(home);
+    let home = Home::open(dir.path()).unwrap();
+    assert_eq!(home.open_kb("hb").unwrap().faq_mode, FaqMode::Broad);
+    let policy = FaqPolicy::default();
+    assert!(FaqMode::Broad.threshold(&policy) < FaqMode::Strict.threshold(&policy));
+    assert_eq!(FaqMode::Off.threshold(&policy), None);
+    assert_eq!(FaqMode::parse(" 0.4 ").unwrap(), FaqMode::Threshold(0.4));
+    for bad in ["1.5", "-0.1", "loose", ""] {
+        let e = FaqMode::parse(bad).unwrap_err().to_string();
+        assert!(e.contains(&format!("{bad:?}")), "{e}");
+    }
+    assert!(home.set_faq_mode("ghost", FaqMode::Off, "test").is_err());
+    home.delete("hb").unwrap();
+    home.create("hb", KbConfig::default()).unwrap();
+    assert_eq!(home.faq_mode("hb").unwrap(), FaqMode::Strict);
+}

@@ -295,6 +295,12 @@ async function loadWords() {
       el("td", {}, c.by),
       el("td", {}, c.action),
       el("td", {}, c.entry.term + (c.entry.forms.length ? " → " + c.entry.forms.join("、") : "")))));
+    const mode = await kbApi("/faqs/mode");
+    const sel = $("faq-mode");
+    if (![...sel.options].some((o) => o.value === mode.mode)) sel.append(el("option", { value: mode.mode }, "阈值 " + mode.mode));
+    sel.value = mode.mode;
+    sel.disabled = !canWrite;
+    $("faq-threshold").textContent = mode.threshold == null ? "" : "阈值 " + mode.threshold.toFixed(3);
     const faqs = (await kbApi("/faqs")).data;
     $("faq-list").replaceChildren(...faqs.map((f) => el("tr", {},
       el("td", {}, "" + f.id),
@@ -428,6 +434,11 @@ $("suggest-run").addEventListener("click", runSuggest);
 $("suggest-all").addEventListener("change", () => { for (const c of document.querySelectorAll("#suggest-list input")) c.checked = $("suggest-all").checked; });
 $("suggest-accept").addEventListener("click", () => decide(true));
 $("suggest-reject").addEventListener("click", () => decide(false));
+$("faq-mode").addEventListener("change", () => guarded(async () => {
+  await kbApi("/faqs/mode", { method: "PUT", json: { mode: $("faq-mode").value } });
+  wordsStatus("已更改直接回答的尺度");
+  loadWords();
+}));
 $("faq-form").addEventListener("submit", (e) => {
   e.preventDefault();
   guarded(async () => {

@@ -357,6 +357,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(words::faq_list).post(words::faq_add),
         )
         .route("/v1/kbs/{kb}/faqs/import", post(words::faq_import))
+        .route(
+            "/v1/kbs/{kb}/faqs/mode",
+            get(words::faq_mode_get).put(words::faq_mode_set),
+        )
         .route("/v1/kbs/{kb}/faqs/{id}", delete(words::faq_remove))
         .route("/v1/jobs/{id}", get(admin::job_get))
         .route("/v1/conversations", get(admin::conversations))

@@ -378,3 +378,41 @@ pub async fn faq_remove(
     change(&st, move |h| h.faq_remove(&name, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+fn faq_mode_json(home: &Home, name: &str) -> Result<Value, ApiError> {
+    let mode = home.faq_mode(name)?;
+    let threshold = mode.threshold(&luodi_engine::faq::FaqPolicy::default());
+    Ok(json!({"kb": name, "mode": mode, "threshold": threshold}))
+}
+
+/// `GET /v1/kbs/{kb}/faqs/mode`: how readily questions are answered from the FAQs, and the
+/// threshold that means (`null` when off).
+pub async fn faq_mode_get(
+    State(st): State<Arc<AppState>>,
+    Extension(Caller(key)): Extension<Caller>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    st.readable_kb(&key, &name)?;
+    Ok(Json(faq_mode_json(&st.home, &name)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaqModeRequest {
+    /// `strict`, `broad`, `off`, or a threshold from 0 to 1.
+    pub mode: luodi_engine::faq::FaqMode,
+}
+
+/// `PUT /v1/kbs/{kb}/faqs/mode`: `{"mode": "strict" | "broad" | "off" | 0.4}`.
+pub async fn faq_mode_set(
+    State(st): State<Arc<AppState>>,
+    Extension(Caller(key)): Extension<Caller>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<FaqModeRequest>,
+) -> Result<Json<Value>, ApiError> {
+    st.writable_kb(&key, &name)?;
+    let by = who(&key);
+    let n = name.clone();
+    change(&st, move |h| h.set_faq_mode(&n, req.mode, &by)).await?;
+    Ok(Json(faq_mode_json(&st.home, &name)?))
+}

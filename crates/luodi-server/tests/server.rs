@@ -479,6 +479,22 @@ fn isolation_matrix_no_key_reads_or_infers_another_knowledge_base() {
                 true,
                 false,
             ),
+            (
+                "faq mode",
+                "GET",
+                format!("/v1/kbs/{kb}/faqs/mode"),
+                None,
+                false,
+                false,
+            ),
+            (
+                "faq mode set",
+                "PUT",
+                format!("/v1/kbs/{kb}/faqs/mode"),
+                Some(json!({"mode": "strict"})),
+                true,
+                false,
+            ),
         ]
     };
     let secrets = [("finance", FIN_SECRET), ("hr", HR_SECRET)];
@@ -966,6 +982,30 @@ fn glossary_and_faqs_are_managed_over_the_api_and_searches_read_the_new_words() 
         None,
     );
     assert_eq!(code, 404, "{body}");
+
+    // how readily questions are answered from the FAQs: strict until set, then what was set
+    // (a word or a threshold), and a bad mode refused by name, the mode kept
+    let mode = |body: Option<&Value>| -> (u16, Value) {
+        let method = if body.is_some() { "PUT" } else { "GET" };
+        let (code, text) = call(&s.url, method, "/v1/kbs/finance/faqs/mode", w, body);
+        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    let (code, m) = mode(None);
+    assert_eq!((code, m["mode"].as_str()), (200, Some("strict")), "{m}");
+    let strict = m["threshold"].as_f64().unwrap();
+    let (code, m) = mode(Some(&json!({"mode": "broad"})));
+    assert_eq!((code, m["mode"].as_str()), (200, Some("broad")), "{m}");
+    assert!(m["threshold"].as_f64().unwrap() < strict, "{m}");
+    let (code, m) = mode(Some(&json!({"mode": 0.42})));
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(m["threshold"].as_f64(), Some(0.42), "{m}");
+    let (code, m) = mode(Some(&json!({"mode": "loose"})));
+    assert_eq!(code, 400, "{m}");
+    assert!(m.to_string().contains("loose"), "{m}");
+    let (code, m) = mode(Some(&json!({"mode": "off"})));
+    assert_eq!((code, m["threshold"].is_null()), (200, true), "{m}");
+    assert_eq!(h.faq_mode("finance").unwrap().to_string(), "off");
+    assert_eq!(h.open_kb("finance").unwrap().faq_mode.to_string(), "off");
     s.stop();
 }
 
@@ -1352,6 +1392,7 @@ fn errors_keep_openai_shape_and_keys_are_managed() {
     let (code, body) = call(&s.url, "GET", "/openapi.json", None, None);
     assert_eq!(code, 200);
     assert!(json_of(&body)["paths"]["/v1/chat/completions"].is_object());
+    assert!(json_of(&body)["paths"]["/v1/kbs/{kb}/faqs/mode"]["put"].is_object());
     let (code, body) = call(&s.url, "GET", "/", None, None);
     assert_eq!(code, 200);
     assert!(body.contains("落地"));

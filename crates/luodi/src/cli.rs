@@ -288,12 +288,12 @@ fn eval_faq(home: &std::path::Path, a: FaqArgs) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "  threshold chosen on the paraphrases alone instead ({:.3}): hit {:.3}, wrong {:.3}, out of scope answered {:.3}, held out answered {:.3}",
-        r.alternative.threshold,
-        r.alternative.hit_rate,
-        r.alternative.wrong_rate,
-        r.alternative.out_of_scope_answered,
-        r.alternative.held_out_answered,
+        "  broad mode (`luodi faq mode KB broad`: threshold {:.3}, chosen on the tuning paraphrases alone): hit {:.3}, wrong {:.3}, out of scope answered {:.3}, report questions with their FAQ removed answered with a neighbour's {:.3}",
+        r.broad.threshold,
+        r.broad.hit_rate,
+        r.broad.wrong_rate,
+        r.broad.out_of_scope_answered,
+        r.broad.held_out_answered,
     )?;
     writeln!(
         out,
@@ -418,6 +418,10 @@ pub struct MatchArgs {
     /// AFQMC: no gain over the dense cosines, so the shipped matcher does not use it).
     #[arg(long)]
     pub sparse: bool,
+    /// Add the cosine of the local model's own sentence vectors (PromptEOL) as a feature:
+    /// `default`, `large` or a .gguf path.
+    #[arg(long)]
+    pub llm_embed: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -457,6 +461,29 @@ fn eval_match(a: MatchArgs) -> Result<ExitCode> {
         vec![("query", &as_query), ("passage", &as_passage)];
     if a.sparse {
         views.push(("sparse", &as_sparse));
+    }
+    let eol = match &a.llm_embed {
+        Some(m) => Some(luodi_models::llm::llama::LlamaGenerator::load(
+            &luodi_models::llm::resolve_gguf(m)?,
+            luodi_models::llm::llama::LlamaConfig {
+                n_ctx: 512,
+                threads,
+                n_batch: 512,
+                prompt_cache: None,
+                flash_attention: false,
+            },
+        )?),
+        None => None,
+    };
+    let as_eol = |t: &[&str]| -> Vec<Vec<f32>> {
+        let g = eol.as_ref().expect("the view is added only with the model");
+        g.embed_eol(t).unwrap_or_else(|e| {
+            eprintln!("error: the local model's sentence vectors: {e}");
+            std::process::exit(1)
+        })
+    };
+    if eol.is_some() {
+        views.push(("llm_eol", &as_eol));
     }
     let generator = match &a.llm {
         Some(m) => Some(luodi_models::llm::open_generator(m, None, threads, 1024)?),

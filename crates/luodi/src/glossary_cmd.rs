@@ -360,6 +360,17 @@ pub enum FaqCmd {
     },
     /// Remove an FAQ by its number.
     Remove { kb: String, id: i64 },
+    /// How readily questions are answered from the FAQs: `strict` (the default: a question
+    /// whose FAQ is missing is rarely given a neighbouring one's answer), `broad` (more
+    /// paraphrases answered from their FAQ, more neighbours' answers when the FAQ asked is
+    /// missing; for FAQ sets that cover what is asked), `off`, or a threshold from 0 to 1 on
+    /// the matcher's probability. Without MODE, shows the mode and its threshold.
+    Mode {
+        kb: String,
+        mode: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// How a question matches the FAQs: the nearest ones with the matcher's probability, the
     /// confidence FAQ-first decides on and its threshold (why a question got, or did not get,
     /// a vetted answer).
@@ -455,17 +466,43 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
                 for (f, p) in &m.candidates {
                     writeln!(out, "{p:.3}  #{:<4} {}", f.id, f.question)?;
                 }
-                match m.answer() {
-                    Some(f) => writeln!(
+                match (m.answer(), m.threshold) {
+                    (Some(f), Some(t)) => writeln!(
                         out,
-                        "answered with FAQ #{} (confidence {:.3} ≥ {:.3})",
-                        f.id, m.confidence, m.threshold
+                        "answered with FAQ #{} (confidence {:.3} ≥ {t:.3}, mode {})",
+                        f.id, m.confidence, m.mode
                     )?,
-                    None => writeln!(
+                    (_, Some(t)) => writeln!(
                         out,
-                        "no FAQ answers: confidence {:.3} < {:.3}; the question goes on to a grounded answer",
-                        m.confidence, m.threshold
+                        "no FAQ answers: confidence {:.3} < {t:.3} (mode {}); the question goes on to a grounded answer",
+                        m.confidence, m.mode
                     )?,
+                    (_, None) => writeln!(
+                        out,
+                        "no FAQ answers: FAQ-first is off for {kb} (luodi faq mode {kb} strict turns it on)"
+                    )?,
+                }
+            }
+        }
+        FaqCmd::Mode { kb, mode, json } => {
+            if h.get(&kb)?.is_none() {
+                return Err(luodi_engine::Error::UnknownKb(kb).into());
+            }
+            if let Some(m) = mode {
+                h.set_faq_mode(&kb, luodi_engine::faq::FaqMode::parse(&m)?, &who())?;
+            }
+            let mode = h.faq_mode(&kb)?;
+            let threshold = mode.threshold(&luodi_engine::faq::FaqPolicy::default());
+            if json {
+                let v = serde_json::json!({"kb": kb, "mode": mode, "threshold": threshold});
+                writeln!(out, "{v}")?;
+            } else {
+                match threshold {
+                    Some(t) => writeln!(
+                        out,
+                        "{kb}: FAQ mode {mode}: a question gets an FAQ's answer when the matcher's probability reaches {t:.3}"
+                    )?,
+                    None => writeln!(out, "{kb}: FAQ mode off: questions are never answered from an FAQ")?,
                 }
             }
         }

@@ -982,6 +982,20 @@ fn faq_first_answers_a_paraphrase_with_the_vetted_answer_and_imports_report_bad_
         m["confidence"].as_f64().unwrap() >= m["threshold"].as_f64().unwrap(),
         "{m}"
     );
+    assert_eq!(m["mode"], "strict", "{m}");
+    // the administrator's choice: off answers nothing from the FAQs; broad trades the
+    // neighbouring question above for more paraphrases answered
+    let strict = m["threshold"].as_f64().unwrap();
+    e.ok(&["faq", "mode", "hb", "off"]);
+    let m = e.json(&["faq", "match", "hb", "年假能不能顺延", "--json"]);
+    assert!(m["threshold"].is_null(), "{m}");
+    let mode = e.json(&["faq", "mode", "hb", "broad", "--json"]);
+    assert!(mode["threshold"].as_f64().unwrap() < strict, "{mode}");
+    let o = e.cmd(&["faq", "mode", "hb", "lenient"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lenient"));
+    assert_eq!(e.json(&["faq", "mode", "hb", "--json"])["mode"], "broad");
+    e.ok(&["faq", "mode", "hb", "strict"]);
     let list = e.json(&["faq", "list", "hb", "--json"]);
     let id = list[0]["id"].as_i64().unwrap().to_string();
     e.ok(&["faq", "remove", "hb", &id]);
@@ -1483,6 +1497,9 @@ fn web_page_asks_streams_cites_and_stores_feedback_in_a_real_browser() {
     );
     let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(seen["answer"].as_str().unwrap().contains("10点"), "{seen}");
+    // the FAQ mode is chosen on the page: strict's threshold, then broad's lower one
+    assert_eq!(seen["faq_strict"], "阈值 0.570", "{seen}");
+    assert_eq!(seen["faq_broad"], "阈值 0.177", "{seen}");
     assert!(
         seen["citation"].as_str().unwrap().contains("请假制度"),
         "{seen}"

@@ -255,6 +255,47 @@ impl LlamaGenerator {
         self.config.threads
     }
 
+    /// Sentence vectors from the model itself ("PromptEOL"): each text is put in a prompt that
+    /// asks for its meaning in one word, and the last token's final hidden state (normalized)
+    /// is its vector. One context, opened per call, texts one after another.
+    pub fn embed_eol(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        use llama_cpp_2::context::params::LlamaPoolingType;
+        let threads = self.config.threads.max(1) as i32;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(512))
+            .with_n_batch(512)
+            .with_n_ubatch(512)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads)
+            .with_embeddings(true)
+            .with_pooling_type(LlamaPoolingType::Last);
+        let mut ctx = self
+            .model
+            .new_context(backend()?, params)
+            .map_err(|e| ModelError::Permanent(format!("llama.cpp context: {e}")))?;
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            let clipped: String = text.chars().take(200).collect();
+            let prompt = format!("这句话：“{clipped}”用一个词概括意思是：“");
+            let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
+            let mut batch = LlamaBatch::new(tokens.len().max(1), 1);
+            for (i, &t) in tokens.iter().enumerate() {
+                batch
+                    .add(t, i as i32, &[0], i + 1 == tokens.len())
+                    .map_err(|e| ModelError::Permanent(e.to_string()))?;
+            }
+            ctx.clear_kv_cache();
+            ctx.decode(&mut batch)
+                .map_err(|e| ModelError::Transient(format!("llama.cpp decode failed: {e}")))?;
+            let v = ctx
+                .embeddings_seq_ith(0)
+                .map_err(|e| ModelError::Permanent(format!("embeddings: {e}")))?;
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            out.push(v.iter().map(|x| x / norm).collect());
+        }
+        Ok(out)
+    }
+
     /// Whether llama.cpp's fused attention is on ([`LlamaConfig::flash_attention`]).
     pub fn flash_attention(&self) -> bool {
         self.config.flash_attention

@@ -79,6 +79,13 @@ try {
   await page.fill("#faq-answer", "入职满一年后每年5至15天，按工龄计（人事部审核）。");
   await page.click("#faq-form button");
   await page.waitForSelector("#faq-list tr >> text=人事部审核");
+  // the FAQ mode: broad shows its lower threshold, then back to the default
+  seen.faq_strict = await page.locator("#faq-threshold").textContent();
+  await page.selectOption("#faq-mode", "broad");
+  await page.waitForFunction((t) => document.querySelector("#faq-threshold").textContent !== t, seen.faq_strict);
+  seen.faq_broad = await page.locator("#faq-threshold").textContent();
+  await page.selectOption("#faq-mode", "strict");
+  await page.waitForFunction((t) => document.querySelector("#faq-threshold").textContent === t, seen.faq_strict);
   await page.click("#history-box summary");
   seen.history = await page.locator("#history-list tr").count();
   await page.screenshot({ path: `${shots}/5-glossary-faq.png`, fullPage: true });
