@@ -141,6 +141,15 @@ impl<'de> Deserialize<'de> for FaqMode {
     }
 }
 
+/// A knowledge base's FAQ mode as shown to its administrator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaqSetting {
+    pub kb: String,
+    pub mode: FaqMode,
+    /// The probability the best FAQ must reach; none when the mode is `off`.
+    pub threshold: Option<f64>,
+}
+
 /// The FAQ a question was answered from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaqHit {
@@ -478,6 +487,20 @@ impl Home {
         Ok(mode
             .and_then(|m| FaqMode::parse(&m).ok())
             .unwrap_or_default())
+    }
+
+    /// `kb`'s FAQ mode with the threshold it means under the shipped policy (what `luodi faq
+    /// mode` and `GET /v1/kbs/{kb}/faqs/mode` show); an unknown knowledge base is an error.
+    pub fn faq_setting(&self, kb: &str) -> Result<FaqSetting> {
+        if self.get(kb)?.is_none() {
+            return Err(Error::UnknownKb(kb.to_owned()));
+        }
+        let mode = self.faq_mode(kb)?;
+        Ok(FaqSetting {
+            kb: kb.to_owned(),
+            mode,
+            threshold: mode.threshold(&FaqPolicy::default()),
+        })
     }
 
     /// Sets how readily `kb` answers from its FAQs (open copies of the knowledge base see it

@@ -379,12 +379,6 @@ pub async fn faq_remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn faq_mode_json(home: &Home, name: &str) -> Result<Value, ApiError> {
-    let mode = home.faq_mode(name)?;
-    let threshold = mode.threshold(&luodi_engine::faq::FaqPolicy::default());
-    Ok(json!({"kb": name, "mode": mode, "threshold": threshold}))
-}
-
 /// `GET /v1/kbs/{kb}/faqs/mode`: how readily questions are answered from the FAQs, and the
 /// threshold that means (`null` when off).
 pub async fn faq_mode_get(
@@ -393,7 +387,7 @@ pub async fn faq_mode_get(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     st.readable_kb(&key, &name)?;
-    Ok(Json(faq_mode_json(&st.home, &name)?))
+    Ok(Json(json!(st.home.faq_setting(&name)?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -412,7 +406,10 @@ pub async fn faq_mode_set(
 ) -> Result<Json<Value>, ApiError> {
     st.writable_kb(&key, &name)?;
     let by = who(&key);
-    let n = name.clone();
-    change(&st, move |h| h.set_faq_mode(&n, req.mode, &by)).await?;
-    Ok(Json(faq_mode_json(&st.home, &name)?))
+    let setting = change(&st, move |h| {
+        h.set_faq_mode(&name, req.mode, &by)?;
+        h.faq_setting(&name)
+    })
+    .await?;
+    Ok(Json(json!(setting)))
 }

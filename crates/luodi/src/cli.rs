@@ -475,15 +475,16 @@ fn eval_match(a: MatchArgs) -> Result<ExitCode> {
         )?),
         None => None,
     };
-    let as_eol = |t: &[&str]| -> Vec<Vec<f32>> {
-        let g = eol.as_ref().expect("the view is added only with the model");
-        g.embed_eol(t).unwrap_or_else(|e| {
-            eprintln!("error: the local model's sentence vectors: {e}");
-            std::process::exit(1)
-        })
-    };
-    if eol.is_some() {
-        views.push(("llm_eol", &as_eol));
+    let as_eol = eol.as_ref().map(|g| {
+        move |t: &[&str]| -> Vec<Vec<f32>> {
+            g.embed_eol(t).unwrap_or_else(|e| {
+                eprintln!("error: the local model's sentence vectors: {e}");
+                std::process::exit(1)
+            })
+        }
+    });
+    if let Some(f) = &as_eol {
+        views.push(("llm_eol", f));
     }
     let generator = match &a.llm {
         Some(m) => Some(luodi_models::llm::open_generator(m, None, threads, 1024)?),

@@ -485,22 +485,18 @@ pub fn faq(home: &Path, cmd: FaqCmd) -> Result<ExitCode> {
             }
         }
         FaqCmd::Mode { kb, mode, json } => {
-            if h.get(&kb)?.is_none() {
-                return Err(luodi_engine::Error::UnknownKb(kb).into());
-            }
             if let Some(m) = mode {
                 h.set_faq_mode(&kb, luodi_engine::faq::FaqMode::parse(&m)?, &who())?;
             }
-            let mode = h.faq_mode(&kb)?;
-            let threshold = mode.threshold(&luodi_engine::faq::FaqPolicy::default());
+            let s = h.faq_setting(&kb)?;
             if json {
-                let v = serde_json::json!({"kb": kb, "mode": mode, "threshold": threshold});
-                writeln!(out, "{v}")?;
+                writeln!(out, "{}", serde_json::to_string(&s)?)?;
             } else {
-                match threshold {
+                match s.threshold {
                     Some(t) => writeln!(
                         out,
-                        "{kb}: FAQ mode {mode}: a question gets an FAQ's answer when the matcher's probability reaches {t:.3}"
+                        "{kb}: FAQ mode {}: a question gets an FAQ's answer when the matcher's probability reaches {t:.3}",
+                        s.mode
                     )?,
                     None => writeln!(out, "{kb}: FAQ mode off: questions are never answered from an FAQ")?,
                 }
